@@ -1,0 +1,649 @@
+/*
+ * ktcache.h: the host C API of libktcache.
+ *
+ * libktcache is a cache of built Linux kernel images shared by every process
+ * on a machine. This header is the stable interface for host applications
+ * (test harnesses, the ktcache CLI, language bindings). It is plain C99 and
+ * exposes no C++ type; nothing thrown inside the library crosses it.
+ *
+ * Conventions, for every function below unless its comment says otherwise:
+ *  - Functions return int: KTC_OK (0) on success, a negative ktc_status on
+ *    failure. After a failure, ktc_error_message() describes it in one line.
+ *  - Output parameters come first and are set only on success.
+ *  - Strings returned through `char **` are allocated by the library and
+ *    are freed with ktc_free(). Strings returned as `const char *` are
+ *    borrowed from the handle they came from and live as long as it does.
+ *  - Option structs start with `struct_size`. Initialise them with their
+ *    KTC_*_INIT macro; fields are only ever appended (see @since).
+ *  - Handles are not thread-safe unless stated; distinct handles may be used
+ *    from distinct threads at once, and distinct processes may share a cache
+ *    directory freely.
+ */
+#ifndef KTCACHE_KTCACHE_H
+#define KTCACHE_KTCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KTC_BUILDING_LIBRARY)
+#define KTC_API __attribute__((visibility("default")))
+#else
+#define KTC_API
+#endif
+
+/** Compile-time version of this header. @since 1.0 */
+#define KTC_VERSION_MAJOR 1
+#define KTC_VERSION_MINOR 0
+#define KTC_VERSION_PATCH 0
+
+/**
+ * Status codes. Values are pinned forever: never renumbered, never reused.
+ * @since 1.0
+ */
+typedef enum ktc_status {
+  KTC_OK = 0,
+  /** A failure with no more specific code. */
+  KTC_E_GENERIC = -1,
+  /** A bad argument: NULL where a value is needed, an invalid key, a
+   * malformed JSON document, a struct_size smaller than the first release. */
+  KTC_E_INVALID = -2,
+  /** The key, entry or file asked for does not exist. */
+  KTC_E_NOTFOUND = -3,
+  /** A lock could not be taken in time; the message names the holders. */
+  KTC_E_LOCKED = -4,
+  /** An entry exists but its metadata or files are damaged. */
+  KTC_E_CORRUPT = -5,
+  /** A system call failed (permissions, read-only filesystem, ...). */
+  KTC_E_IO = -6,
+  /** Not enough free space (checked before copying, or ENOSPC/EDQUOT). */
+  KTC_E_NOSPC = -7,
+  /** A struct larger than this library knows carries non-zero bytes past
+   * the part the library understands. */
+  KTC_E_VERSION = -8,
+  /** Memory could not be allocated. */
+  KTC_E_NOMEM = -9,
+  /** A bug in libktcache; the message says where. */
+  KTC_E_INTERNAL = -10,
+  /** The cache lives on a filesystem where flock(2) is unreliable. */
+  KTC_E_UNSUPPORTED = -11,
+  /** verify: an artifact's size or SHA-256 differs from its metadata. */
+  KTC_E_MISMATCH = -12,
+  /** verify: the entry records no hashes (for example, ktstr wrote it). */
+  KTC_E_UNVERIFIABLE = -13,
+  /** The cache directory cannot be resolved from the environment (HOME
+   * unset, empty, "/" or relative). */
+  KTC_E_ENV = -14
+} ktc_status;
+
+/**
+ * The library's version as "MAJOR.MINOR.PATCH".
+ * @return a static string; never NULL.
+ * @since 1.0
+ */
+KTC_API const char* ktc_version(void);
+
+/**
+ * A static, human-readable name for a status code ("not found", ...).
+ * @return a static string; never NULL (unknown codes give "unknown status").
+ * @since 1.0
+ */
+KTC_API const char* ktc_strerror(int status);
+
+/**
+ * The message of the last failure on the calling thread.
+ *
+ * One line naming the object and the cause, without a trailing newline.
+ * @return never NULL: "no error" when nothing failed yet. The string is
+ *         owned by the library and valid until the next libktcache call on
+ *         this thread.
+ * @since 1.0
+ */
+KTC_API const char* ktc_error_message(void);
+
+/**
+ * Frees memory the library allocated and handed out through `char **`.
+ * NULL is accepted and ignored.
+ * @since 1.0
+ */
+KTC_API void ktc_free(void* ptr);
+
+/** Log levels; a higher value is more detailed. @since 1.0 */
+typedef enum ktc_log_level {
+  KTC_LOG_ERROR = 1,
+  KTC_LOG_WARN = 2,
+  KTC_LOG_INFO = 3,
+  KTC_LOG_DEBUG = 4,
+  KTC_LOG_TRACE = 5
+} ktc_log_level;
+
+/**
+ * A log sink. `message` is one line without a trailing newline, valid only
+ * during the call. It may be called from any thread that is inside a
+ * libktcache call, concurrently; it MUST NOT call back into libktcache.
+ * @since 1.0
+ */
+typedef void (*ktc_log_fn)(int level, const char* message, void* userdata);
+
+/**
+ * Installs the process-wide log sink. Messages more detailed than
+ * `max_level` are not formatted at all. The library never prints; with no
+ * callback installed (the default) it logs nothing. Pass NULL to remove.
+ * Thread-safe.
+ * @since 1.0
+ */
+KTC_API void ktc_log_set_callback(int max_level,
+                                  ktc_log_fn callback,
+                                  void* userdata);
+
+/* ---------------------------------------------------------------------- */
+/* Locating the cache                                                     */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Resolves the default cache root without creating anything.
+ *
+ * KTCACHE_DIR verbatim when set and non-empty, else
+ * $XDG_CACHE_HOME/ktcache/kernels, else $HOME/.cache/ktcache/kernels.
+ * HOME is validated: unset, empty, "/" and relative values are each refused
+ * with their own message. The environment is read afresh on every call.
+ * @param out receives the path; free with ktc_free().
+ * @return KTC_OK, KTC_E_ENV, KTC_E_INVALID (out is NULL).
+ * @since 1.0
+ */
+KTC_API int ktc_default_root(char** out);
+
+/**
+ * Resolves a sibling root under the same cascade, with `suffix` in place of
+ * "kernels" ($XDG_CACHE_HOME/ktcache/<suffix>, $HOME/.cache/ktcache/<suffix>).
+ * KTCACHE_DIR, when set, is used verbatim whatever the suffix, as the default
+ * root is. `suffix` must be a single non-empty path component.
+ * @param out receives the path; free with ktc_free().
+ * @return KTC_OK, KTC_E_ENV, KTC_E_INVALID.
+ * @since 1.0
+ */
+KTC_API int ktc_resolve_root(const char* suffix, char** out);
+
+/* ---------------------------------------------------------------------- */
+/* Keys                                                                   */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Checks a cache key. Keys are directory names: non-empty, at most
+ * KTC_KEY_MAX bytes, no path separator, no "..", no ':', no control
+ * character, no leading '.' or whitespace-only value.
+ * @return KTC_OK or KTC_E_INVALID (the message says which rule).
+ * @since 1.0
+ */
+KTC_API int ktc_key_validate(const char* key);
+
+/** The longest key accepted, in bytes. @since 1.0 */
+#define KTC_KEY_MAX 200
+
+/**
+ * Composes a valid key from parts joined with '-'. Each part is made safe:
+ * characters outside [A-Za-z0-9._+,=~] (a '/' in a git ref, say) become '_',
+ * ".." becomes "_.", and a leading '.' becomes '_'. A part that had to be
+ * changed gets an 8-hex digest of its original text appended, so
+ * "feature/x" and "feature_x" give different keys. A key longer than
+ * KTC_KEY_MAX is shortened and ends with a digest of the whole.
+ * @param out receives the key; free with ktc_free().
+ * @return KTC_OK, KTC_E_INVALID (no parts, a NULL or empty part).
+ * @since 1.0
+ */
+KTC_API int ktc_key_compose(char** out, const char* const* parts, size_t count);
+
+/* ---------------------------------------------------------------------- */
+/* Opening a cache                                                        */
+/* ---------------------------------------------------------------------- */
+
+/** An open cache directory. @since 1.0 */
+typedef struct ktc_cache ktc_cache;
+
+/** ktc_open_options.flags. @since 1.0 */
+enum {
+  /** Use the cache even on NFS, CIFS, Ceph, AFS, FUSE, 9p, Lustre or GPFS,
+   * where flock(2) may be unreliable. Also set by KTCACHE_ALLOW_NETWORK_FS=1
+   * in the environment. */
+  KTC_OPEN_ALLOW_NETWORK_FS = 1u << 0
+};
+
+/** Options for ktc_cache_open(). @since 1.0 */
+typedef struct ktc_open_options {
+  uint32_t struct_size;
+  /** KTC_OPEN_* bits. */
+  uint32_t flags;
+  /** The cache root; NULL resolves it as ktc_default_root() does. */
+  const char* root;
+  /** How long store waits for the entry's exclusive lock; 0 = 60000. */
+  uint32_t store_lock_timeout_ms;
+  /** How long a leased lookup or verify waits for the shared lock;
+   * 0 = 10000. */
+  uint32_t shared_lock_timeout_ms;
+} ktc_open_options;
+
+#define KTC_OPEN_OPTIONS_INIT {sizeof(ktc_open_options), 0, NULL, 0, 0}
+
+/**
+ * Opens a cache. Nothing is created on disk: the root and its .locks/
+ * directory appear with the first lock or store.
+ * @param out receives the handle; free with ktc_cache_free().
+ * @param options may be NULL for defaults.
+ * @return KTC_OK, KTC_E_ENV (root unresolvable), KTC_E_INVALID,
+ *         KTC_E_VERSION (options larger than known with non-zero tail).
+ * @since 1.0
+ */
+KTC_API int ktc_cache_open(ktc_cache** out, const ktc_open_options* options);
+
+/** Closes a cache handle. Entries obtained from it must be freed first.
+ * NULL is accepted. @since 1.0 */
+KTC_API void ktc_cache_free(ktc_cache* cache);
+
+/** The root directory of an open cache; borrowed from `cache`. @since 1.0 */
+KTC_API const char* ktc_cache_root(const ktc_cache* cache);
+
+/* ---------------------------------------------------------------------- */
+/* Entries                                                                */
+/* ---------------------------------------------------------------------- */
+
+/** One cache entry, valid or corrupt, as looked up or listed. @since 1.0 */
+typedef struct ktc_entry ktc_entry;
+
+/** ktc_entry_info.state. @since 1.0 */
+enum { KTC_ENTRY_VALID = 0, KTC_ENTRY_CORRUPT = 1 };
+
+/**
+ * A read-only view of an entry, filled by ktc_entry_get_info(). All strings
+ * are borrowed from the entry (or from the list that holds it).
+ * @since 1.0
+ */
+typedef struct ktc_entry_info {
+  uint32_t struct_size;
+  /** KTC_ENTRY_VALID or KTC_ENTRY_CORRUPT. */
+  int32_t state;
+  /** The key (the entry directory's name). */
+  const char* key;
+  /** The entry directory. */
+  const char* path;
+  /** Valid entries: the metadata as a compact JSON object, with every
+   * field the file holds (unknown ones included). NULL when corrupt. */
+  const char* metadata_json;
+  /** Valid entries: the boot image's path. NULL when corrupt. */
+  const char* image_path;
+  /** The vmlinux's path, NULL when the entry has none. */
+  const char* vmlinux_path;
+  /** The stored kernel .config's path, NULL when the entry has none. */
+  const char* config_path;
+  /** Corrupt entries: the kind ("missing", "unreadable", "schema_drift",
+   * "malformed", "truncated", "parse_error", "image_missing", "unknown").
+   * NULL when valid. */
+  const char* error_kind;
+  /** Corrupt entries: a one-line human reason. NULL when valid. */
+  const char* reason;
+  /** Seconds since the epoch of the last recorded lookup or store, or -1
+   * when none was recorded (ktstr-written entries, read-only caches). */
+  int64_t last_used;
+  /** Non-zero when the entry holds a shared lock (a leased lookup). */
+  int32_t leased;
+} ktc_entry_info;
+
+#define KTC_ENTRY_INFO_INIT                                                    \
+  {sizeof(ktc_entry_info), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,  \
+   -1, 0}
+
+/**
+ * Fills `info` from `entry`. The library writes at most info->struct_size
+ * bytes.
+ * @return KTC_OK, KTC_E_INVALID (NULL argument, struct_size too small).
+ * @since 1.0
+ */
+KTC_API int ktc_entry_get_info(const ktc_entry* entry, ktc_entry_info* info);
+
+/** Frees an entry and, for a leased entry, releases its shared lock.
+ * NULL is accepted. @since 1.0 */
+KTC_API void ktc_entry_free(ktc_entry* entry);
+
+/** ktc_lookup() flags. @since 1.0 */
+enum {
+  /** Hold a shared lock on the entry until ktc_entry_free(): clean skips
+   * it and a replacing store waits. Needs a writable .locks/ directory. */
+  KTC_LOOKUP_LEASE = 1u << 0
+};
+
+/**
+ * Looks up a valid entry by key.
+ *
+ * A plain lookup takes no lock: it opens the entry, reads and parses its
+ * metadata, checks the image is there and records the time of use. It works
+ * on a read-only cache. A lookup that misses while a store is replacing the
+ * entry waits for that store rather than report a miss.
+ * @param out receives the entry; free with ktc_entry_free().
+ * @param flags KTC_LOOKUP_* bits.
+ * @return KTC_OK, KTC_E_NOTFOUND, KTC_E_CORRUPT (the entry exists but is
+ *         damaged; the message gives the reason), KTC_E_INVALID (bad key),
+ *         KTC_E_LOCKED (lease timed out), KTC_E_UNSUPPORTED (lease on a
+ *         network filesystem).
+ * @since 1.0
+ */
+KTC_API int ktc_lookup(ktc_entry** out,
+                       ktc_cache* cache,
+                       const char* key,
+                       uint32_t flags);
+
+/* ---------------------------------------------------------------------- */
+/* Listing                                                                */
+/* ---------------------------------------------------------------------- */
+
+/** A snapshot of a cache's entries. @since 1.0 */
+typedef struct ktc_list ktc_list;
+
+/**
+ * Lists every entry: valid ones newest first (by built_at), then corrupt
+ * ones. Names starting with '.' and anything that is not a directory are
+ * skipped; a missing root gives an empty list. Takes no lock.
+ * @param out receives the list; free with ktc_list_free().
+ * @return KTC_OK, KTC_E_IO (the root cannot be read).
+ * @since 1.0
+ */
+KTC_API int ktc_list(ktc_list** out, ktc_cache* cache);
+
+/** Number of entries in a list. @since 1.0 */
+KTC_API size_t ktc_list_count(const ktc_list* list);
+
+/** The entry at `index`, borrowed from the list; NULL when out of range.
+ * @since 1.0 */
+KTC_API const ktc_entry* ktc_list_at(const ktc_list* list, size_t index);
+
+/** Frees a list. NULL is accepted. @since 1.0 */
+KTC_API void ktc_list_free(ktc_list* list);
+
+/* ---------------------------------------------------------------------- */
+/* Storing                                                                */
+/* ---------------------------------------------------------------------- */
+
+/** ktc_store_options.flags. @since 1.0 */
+enum {
+  /** Store the vmlinux as given, never through a strip policy. */
+  KTC_STORE_NO_STRIP = 1u << 0
+};
+
+/** What to store. @since 1.0 */
+typedef struct ktc_store_options {
+  uint32_t struct_size;
+  /** KTC_STORE_* bits. */
+  uint32_t flags;
+  /** Path of the boot image. Required. Copied, never moved. */
+  const char* image;
+  /** Path of the vmlinux, or NULL. */
+  const char* vmlinux;
+  /** Path of the kernel's .config, or NULL. Stored as "config". */
+  const char* config;
+  /** The image's file name in the entry; NULL = the basename of `image`. */
+  const char* image_name;
+  /** "x86_64", "aarch64", ...; NULL = the host's. */
+  const char* arch;
+  /** The kernel version, or NULL. */
+  const char* version;
+  /** The source as a JSON object with a string "type" and its payload,
+   * flat (for example {"type":"tarball"}); NULL = {"type":"local",...}
+   * with null payload. */
+  const char* source_json;
+  /** Extra metadata as a JSON object merged into what is written; fields
+   * the library owns (has_vmlinux, artifacts, ...) are overwritten. NULL
+   * for none. */
+  const char* metadata_json;
+  /** The hash of the requested kconfig fragments (kconfig_hash), or NULL. */
+  const char* kconfig_hash;
+} ktc_store_options;
+
+#define KTC_STORE_OPTIONS_INIT                                                 \
+  {sizeof(ktc_store_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
+   NULL, NULL}
+
+/**
+ * Stores an entry, replacing any entry with that key atomically.
+ *
+ * The files are copied into a private temporary directory, hashed
+ * (SHA-256), fsynced and published with one rename; readers see the old
+ * entry or the new one, never a mix or a gap. Free space is checked first.
+ * On any failure nothing visible changes.
+ * @param out receives the new entry, or pass NULL; free with
+ *        ktc_entry_free().
+ * @return KTC_OK, KTC_E_INVALID (key, image name, JSON), KTC_E_NOTFOUND (an
+ *         input file), KTC_E_NOSPC, KTC_E_LOCKED (timed out waiting for
+ *         readers or another writer), KTC_E_IO, KTC_E_UNSUPPORTED.
+ * @since 1.0
+ */
+KTC_API int ktc_store(ktc_entry** out,
+                      ktc_cache* cache,
+                      const char* key,
+                      const ktc_store_options* options);
+
+/* ---------------------------------------------------------------------- */
+/* Verifying                                                              */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Checks every artifact of an entry against the size and SHA-256 recorded
+ * in its metadata, under the entry's shared lock.
+ * @return KTC_OK, KTC_E_MISMATCH (the message names the file),
+ *         KTC_E_UNVERIFIABLE (no hashes recorded), KTC_E_NOTFOUND,
+ *         KTC_E_CORRUPT, KTC_E_LOCKED, KTC_E_INVALID.
+ * @since 1.0
+ */
+KTC_API int ktc_verify(ktc_cache* cache, const char* key);
+
+/* ---------------------------------------------------------------------- */
+/* Cleaning                                                               */
+/* ---------------------------------------------------------------------- */
+
+/** ktc_clean_options.mode. @since 1.0 */
+enum {
+  /** Remove every entry. */
+  KTC_CLEAN_ALL = 0,
+  /** Keep the `keep` newest valid entries; remove the rest. */
+  KTC_CLEAN_KEEP = 1,
+  /** Remove corrupt entries only. */
+  KTC_CLEAN_CORRUPT_ONLY = 2,
+  /** Remove the entries named in `keys`. */
+  KTC_CLEAN_KEYS = 3
+};
+
+/** ktc_clean_options.flags. @since 1.0 */
+enum {
+  /** Report what would be removed; change nothing. */
+  KTC_CLEAN_DRY_RUN = 1u << 0
+};
+
+/** @since 1.0 */
+typedef struct ktc_clean_options {
+  uint32_t struct_size;
+  /** KTC_CLEAN_* bits. */
+  uint32_t flags;
+  /** One of KTC_CLEAN_ALL, _KEEP, _CORRUPT_ONLY, _KEYS. */
+  uint32_t mode;
+  /** KTC_CLEAN_KEEP: how many valid entries to keep. */
+  uint32_t keep;
+  /** KTC_CLEAN_KEYS: the keys, `key_count` of them. */
+  const char* const* keys;
+  size_t key_count;
+} ktc_clean_options;
+
+#define KTC_CLEAN_OPTIONS_INIT                                                 \
+  {sizeof(ktc_clean_options), 0, KTC_CLEAN_ALL, 0, NULL, 0}
+
+/** What clean did with one entry. @since 1.0 */
+enum {
+  KTC_CLEAN_REMOVED = 0,
+  /** Dry run: it would have been removed. */
+  KTC_CLEAN_WOULD_REMOVE = 1,
+  /** Someone holds the entry (a lease, a store); left alone. */
+  KTC_CLEAN_SKIPPED_IN_USE = 2,
+  /** Removal failed; `message` says why. */
+  KTC_CLEAN_FAILED = 3,
+  /** KTC_CLEAN_KEYS: no such entry. */
+  KTC_CLEAN_NOT_FOUND = 4
+};
+
+/** The outcome of ktc_clean(). @since 1.0 */
+typedef struct ktc_clean_report ktc_clean_report;
+
+/** One row of a clean report; strings borrowed from the report.
+ * @since 1.0 */
+typedef struct ktc_clean_item {
+  uint32_t struct_size;
+  /** KTC_CLEAN_REMOVED, ... */
+  int32_t action;
+  const char* key;
+  /** Non-zero when the entry was corrupt. */
+  int32_t corrupt;
+  /** Why it was skipped or failed (holders, errno text); else NULL. */
+  const char* message;
+  /** Bytes the entry occupied (apparent size of its files). */
+  uint64_t bytes;
+} ktc_clean_item;
+
+#define KTC_CLEAN_ITEM_INIT {sizeof(ktc_clean_item), 0, NULL, 0, NULL, 0}
+
+/**
+ * Removes entries. Each is taken under a non-blocking exclusive lock,
+ * renamed out of sight and then deleted, so a crash never leaves half an
+ * entry visible; entries someone holds are skipped and reported. Corrupt
+ * entries never use a keep slot. Orphaned temporary directories of dead
+ * stores are swept as well.
+ * @param out receives the report; free with ktc_clean_report_free().
+ * @param options may be NULL (KTC_CLEAN_ALL).
+ * @return KTC_OK (see the report for per-entry outcomes), KTC_E_INVALID,
+ *         KTC_E_IO, KTC_E_UNSUPPORTED.
+ * @since 1.0
+ */
+KTC_API int ktc_clean(ktc_clean_report** out,
+                      ktc_cache* cache,
+                      const ktc_clean_options* options);
+
+/** Number of rows in a report. @since 1.0 */
+KTC_API size_t ktc_clean_report_count(const ktc_clean_report* report);
+
+/** Fills `item` with row `index`.
+ * @return KTC_OK, KTC_E_INVALID (out of range, NULL, small struct).
+ * @since 1.0 */
+KTC_API int ktc_clean_report_get(const ktc_clean_report* report,
+                                 size_t index,
+                                 ktc_clean_item* item);
+
+/** Frees a report. NULL is accepted. @since 1.0 */
+KTC_API void ktc_clean_report_free(ktc_clean_report* report);
+
+/* ---------------------------------------------------------------------- */
+/* Locks                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** A snapshot of the lock files under <root>/.locks/. @since 1.0 */
+typedef struct ktc_lock_list ktc_lock_list;
+
+/** One lock file; strings borrowed from the list. @since 1.0 */
+typedef struct ktc_lock_info {
+  uint32_t struct_size;
+  /** The file's stem: a key, "<key>.build", "source-<hash>", ... */
+  const char* name;
+  /** The lock file's path. */
+  const char* path;
+  /** Number of processes holding it now. */
+  size_t holder_count;
+} ktc_lock_info;
+
+#define KTC_LOCK_INFO_INIT {sizeof(ktc_lock_info), NULL, NULL, 0}
+
+/** One holder of a lock; strings borrowed from the list. @since 1.0 */
+typedef struct ktc_lock_holder {
+  uint32_t struct_size;
+  int64_t pid;
+  /** Non-zero for an exclusive (write) lock, zero for shared. */
+  int32_t exclusive;
+  /** The holder's command line, or "<cmdline unavailable>". */
+  const char* cmdline;
+} ktc_lock_holder;
+
+#define KTC_LOCK_HOLDER_INIT {sizeof(ktc_lock_holder), 0, 0, NULL}
+
+/**
+ * Lists lock files and who holds them (from /proc/locks). Read-only: never
+ * takes a lock, never creates anything.
+ * @param out receives the list; free with ktc_lock_list_free().
+ * @return KTC_OK, KTC_E_IO.
+ * @since 1.0
+ */
+KTC_API int ktc_locks(ktc_lock_list** out, ktc_cache* cache);
+
+/** Number of lock files in the list. @since 1.0 */
+KTC_API size_t ktc_lock_list_count(const ktc_lock_list* list);
+
+/** Fills `info` for lock `index`.
+ * @return KTC_OK, KTC_E_INVALID. @since 1.0 */
+KTC_API int ktc_lock_list_get(const ktc_lock_list* list,
+                              size_t index,
+                              ktc_lock_info* info);
+
+/** Fills `holder` for holder `holder_index` of lock `index`.
+ * @return KTC_OK, KTC_E_INVALID. @since 1.0 */
+KTC_API int ktc_lock_list_holder(const ktc_lock_list* list,
+                                 size_t index,
+                                 size_t holder_index,
+                                 ktc_lock_holder* holder);
+
+/** Frees a lock list. NULL is accepted. @since 1.0 */
+KTC_API void ktc_lock_list_free(ktc_lock_list* list);
+
+/* ---------------------------------------------------------------------- */
+/* Kconfig status and source trees                                        */
+/* ---------------------------------------------------------------------- */
+
+/** ktc_entry_kconfig_status() results. @since 1.0 */
+enum {
+  /** The entry's fragment hash equals the caller's. */
+  KTC_KCONFIG_MATCHES = 0,
+  /** The hashes differ. */
+  KTC_KCONFIG_STALE = 1,
+  /** The entry records no fragment hash (an older or foreign entry). */
+  KTC_KCONFIG_UNTRACKED = 2
+};
+
+/**
+ * Compares a valid entry's recorded kconfig fragment hash (kconfig_hash,
+ * or ktstr's ktstr_kconfig_hash) with `current_hash`.
+ * @param out receives a KTC_KCONFIG_* value.
+ * @return KTC_OK, KTC_E_INVALID (NULL argument, corrupt entry).
+ * @since 1.0
+ */
+KTC_API int ktc_entry_kconfig_status(int* out,
+                                     const ktc_entry* entry,
+                                     const char* current_hash);
+
+/**
+ * For an entry built from a local tree: the tree's directory, when the
+ * tree's vmlinux is provably the one the entry was built from (same size
+ * and whole-second mtime as recorded), so a symbolizer can read its DWARF.
+ * @param entry_dir an entry directory.
+ * @param out receives the tree's path; free with ktc_free().
+ * @return KTC_OK, KTC_E_NOTFOUND (no such proof; use the entry itself).
+ * @since 1.0
+ */
+KTC_API int ktc_prefer_source_tree(char** out, const char* entry_dir);
+
+/**
+ * For an entry built from a local tree: the recorded tree path, without
+ * checking the tree's vmlinux.
+ * @param out receives the path; free with ktc_free().
+ * @return KTC_OK, KTC_E_NOTFOUND.
+ * @since 1.0
+ */
+KTC_API int ktc_recover_source_tree(char** out, const char* entry_dir);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KTCACHE_KTCACHE_H */

@@ -1,0 +1,126 @@
+#pragma once
+
+#include "cache/lock.hpp"
+#include "cache/metadata.hpp"
+#include "util/fd.hpp"
+#include "util/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ktc::cache {
+
+struct CacheOptions {
+  std::string root; // empty: resolve_root()
+  bool allow_network_fs = false;
+  std::chrono::milliseconds store_lock_timeout{60'000};
+  std::chrono::milliseconds shared_lock_timeout{10'000};
+};
+
+// An entry, valid (metadata present) or corrupt (corruption present).
+struct Entry {
+  std::string key;
+  std::string path; // <root>/<key>
+  std::optional<Metadata> metadata;
+  std::optional<Corruption> corruption;
+  int64_t last_used = -1; // seconds since the epoch, -1 unknown
+  // Held for a leased lookup; released with the entry.
+  FileLock lease;
+
+  bool valid() const { return metadata.has_value(); }
+  std::string image_path() const;
+  // Empty when the entry has no such file.
+  std::string vmlinux_path() const;
+  std::string config_path() const;
+};
+
+struct StoreRequest {
+  std::string image;
+  std::string vmlinux; // empty: none
+  std::string config;  // empty: none
+  std::string image_name; // empty: basename of image
+  std::string arch;       // empty: host arch
+  std::optional<std::string> version;
+  std::string source_json;   // empty: {"type":"local",...nulls}
+  std::string metadata_json; // empty: none
+  std::optional<std::string> kconfig_hash;
+};
+
+enum class CleanMode { all, keep, corrupt_only, keys };
+enum class CleanAction { removed, would_remove, skipped_in_use, failed,
+                         not_found };
+
+struct CleanRequest {
+  CleanMode mode = CleanMode::all;
+  uint32_t keep = 0;
+  std::vector<std::string> keys;
+  bool dry_run = false;
+};
+
+struct CleanItem {
+  CleanAction action = CleanAction::removed;
+  std::string key;
+  bool corrupt = false;
+  std::string message;
+  uint64_t bytes = 0;
+};
+
+struct LockFileInfo {
+  std::string name;
+  std::string path;
+  std::vector<LockHolder> holders;
+};
+
+enum class KconfigStatus { matches, stale, untracked };
+
+// The host architecture's name as ktstr spells it ("x86_64", "aarch64").
+std::string host_arch();
+
+// A cache directory. Cheap to create: touches nothing on disk.
+class Cache {
+public:
+  static Result<Cache> open(CacheOptions options);
+
+  const std::string& root() const { return m_options.root; }
+  const CacheOptions& options() const { return m_options; }
+
+  // A valid entry, or not_found / corrupt (message = the reason).
+  Result<Entry> lookup(const std::string& key, bool lease);
+  std::vector<Entry> list_entries(Result<void>* error = nullptr);
+  Result<Entry> store(const std::string& key, const StoreRequest& request);
+  Result<void> verify(const std::string& key);
+  Result<std::vector<CleanItem>> clean(const CleanRequest& request);
+  Result<std::vector<LockFileInfo>> locks();
+
+  // Removes orphaned .tmp-* and .trash-* directories of dead processes
+  // whose key lock is free; restores an entry whose replacement crashed
+  // between the two renames of the fallback. Returns how many it removed.
+  size_t sweep_orphans();
+
+  std::string lock_path(std::string_view key) const;
+
+private:
+  explicit Cache(CacheOptions options) : m_options(std::move(options)) {}
+
+  Result<FileLock> lock_entry(const std::string& key, LockMode mode,
+                              std::chrono::milliseconds timeout);
+  Result<void> check_filesystem();
+  // Reads and classifies the entry at <root>/<key> (no lock).
+  Entry read_entry(const std::string& key, int root_fd);
+
+  CacheOptions m_options;
+  bool m_filesystem_checked = false;
+};
+
+KconfigStatus kconfig_status(const Metadata& metadata,
+                             std::string_view current_hash);
+std::string_view to_string(KconfigStatus status);
+
+// The reference's source-tree helpers; see ktc_prefer_source_tree().
+std::optional<std::string> prefer_source_tree(const std::string& entry_dir);
+std::optional<std::string> recover_source_tree(const std::string& entry_dir);
+
+} // namespace ktc::cache

@@ -1,0 +1,63 @@
+#pragma once
+
+#include "util/fd.hpp"
+#include "util/result.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ktc::fs {
+
+// How copy_file moved the bytes; reported for logs and tests.
+enum class CopyMethod { clone, copy_file_range, sendfile, read_write };
+std::string_view to_string(CopyMethod method);
+
+struct CopyResult {
+  uint64_t size = 0;
+  std::string sha256; // lower-case hex of the copied bytes
+  CopyMethod method = CopyMethod::read_write;
+};
+
+// Copies the regular file `source` (opened O_NOFOLLOW) to a new file `name`
+// in `dir_fd` (created O_EXCL, mode 0666 & ~umask), hashing it on the way.
+// Tries FICLONE, then copy_file_range, then sendfile, then read/write;
+// handles short counts and EXDEV. The new file is fsynced. Forcing a method
+// for tests: KTCACHE_TEST_COPY=clone|copy_file_range|sendfile|read_write
+// makes it start at that step.
+Result<CopyResult> copy_file(const std::string& source,
+                             int dir_fd,
+                             const std::string& name);
+
+// Writes `data` to a new file `name` in `dir_fd` and fsyncs it.
+Result<void> write_file(int dir_fd, const std::string& name,
+                        std::string_view data);
+
+// Reads a whole file relative to `dir_fd` (O_NOFOLLOW when `nofollow`).
+// The errno of a failure is kept in Error::message and in `*error_number`.
+Result<std::string> read_file(int dir_fd, const std::string& name,
+                              int* error_number = nullptr);
+
+// Opens a directory (O_DIRECTORY | O_CLOEXEC, optionally O_NOFOLLOW).
+Result<Fd> open_dir(int dir_fd, const std::string& path, bool nofollow);
+
+// fsync on a directory.
+Result<void> sync_dir(int dir_fd, std::string_view name_for_errors);
+
+// mkdir -p with mode 0777 & ~umask.
+Result<void> make_dirs(const std::string& path);
+
+// Recursively removes `name` in `dir_fd` without following symlinks.
+// Missing is success.
+Result<void> remove_tree(int dir_fd, const std::string& name);
+
+// Sum of the apparent sizes of the regular files below `name` in `dir_fd`.
+uint64_t tree_size(int dir_fd, const std::string& name);
+
+// Free bytes available to unprivileged users on the filesystem of `path`.
+Result<uint64_t> free_bytes(const std::string& path);
+
+// The last component of a path ("a/b/c" -> "c").
+std::string base_name(std::string_view path);
+
+} // namespace ktc::fs
