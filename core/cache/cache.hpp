@@ -18,6 +18,9 @@ struct CacheOptions {
   bool allow_network_fs = false;
   std::chrono::milliseconds store_lock_timeout{60'000};
   std::chrono::milliseconds shared_lock_timeout{10'000};
+  // Replace entries without renameat2(RENAME_EXCHANGE), as on filesystems
+  // that lack it; set by KTCACHE_TEST_NO_RENAME_EXCHANGE=1 for tests.
+  bool force_rename_fallback = false;
 };
 
 // An entry, valid (metadata present) or corrupt (corruption present).
@@ -39,8 +42,8 @@ struct Entry {
 
 struct StoreRequest {
   std::string image;
-  std::string vmlinux; // empty: none
-  std::string config;  // empty: none
+  std::string vmlinux;    // empty: none
+  std::string config;     // empty: none
   std::string image_name; // empty: basename of image
   std::string arch;       // empty: host arch
   std::optional<std::string> version;
@@ -50,8 +53,13 @@ struct StoreRequest {
 };
 
 enum class CleanMode { all, keep, corrupt_only, keys };
-enum class CleanAction { removed, would_remove, skipped_in_use, failed,
-                         not_found };
+enum class CleanAction {
+  removed,
+  would_remove,
+  skipped_in_use,
+  failed,
+  not_found
+};
 
 struct CleanRequest {
   CleanMode mode = CleanMode::all;
@@ -98,16 +106,20 @@ public:
   // Removes orphaned .tmp-* and .trash-* directories of dead processes
   // whose key lock is free; restores an entry whose replacement crashed
   // between the two renames of the fallback. Returns how many it removed.
-  size_t sweep_orphans();
+  // `held_key`: a key whose exclusive lock the caller already holds.
+  size_t sweep_orphans(std::string_view held_key = {});
 
   std::string lock_path(std::string_view key) const;
 
 private:
   explicit Cache(CacheOptions options) : m_options(std::move(options)) {}
 
-  Result<FileLock> lock_entry(const std::string& key, LockMode mode,
+  Result<FileLock> lock_entry(const std::string& key,
+                              LockMode mode,
                               std::chrono::milliseconds timeout);
   Result<void> check_filesystem();
+  Result<void>
+  publish(int root_fd, const std::string& temp_name, const std::string& key);
   // Reads and classifies the entry at <root>/<key> (no lock).
   Entry read_entry(const std::string& key, int root_fd);
 

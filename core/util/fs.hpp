@@ -25,18 +25,17 @@ struct CopyResult {
 // handles short counts and EXDEV. The new file is fsynced. Forcing a method
 // for tests: KTCACHE_TEST_COPY=clone|copy_file_range|sendfile|read_write
 // makes it start at that step.
-Result<CopyResult> copy_file(const std::string& source,
-                             int dir_fd,
-                             const std::string& name);
+Result<CopyResult>
+copy_file(const std::string& source, int dir_fd, const std::string& name);
 
 // Writes `data` to a new file `name` in `dir_fd` and fsyncs it.
-Result<void> write_file(int dir_fd, const std::string& name,
-                        std::string_view data);
+Result<void>
+write_file(int dir_fd, const std::string& name, std::string_view data);
 
 // Reads a whole file relative to `dir_fd` (O_NOFOLLOW when `nofollow`).
 // The errno of a failure is kept in Error::message and in `*error_number`.
-Result<std::string> read_file(int dir_fd, const std::string& name,
-                              int* error_number = nullptr);
+Result<std::string>
+read_file(int dir_fd, const std::string& name, int* error_number = nullptr);
 
 // Opens a directory (O_DIRECTORY | O_CLOEXEC, optionally O_NOFOLLOW).
 Result<Fd> open_dir(int dir_fd, const std::string& path, bool nofollow);

@@ -35,9 +35,8 @@ struct Error {
 };
 
 template <typename... Args>
-[[nodiscard]] Error make_error(Status status,
-                               fmt::format_string<Args...> format,
-                               Args&&... args) {
+[[nodiscard]] Error
+make_error(Status status, fmt::format_string<Args...> format, Args&&... args) {
   return Error{status, fmt::format(format, std::forward<Args>(args)...)};
 }
 

@@ -21,11 +21,16 @@ namespace ktc::sys {
 
 ssize_t write(int fd, const void* data, size_t size);
 int fsync(int fd);
-int renameat(int old_dir, const char* old_path, int new_dir,
+int renameat(int old_dir,
+             const char* old_path,
+             int new_dir,
              const char* new_path);
 // renameat2 with flags; returns -1/ENOSYS-style errors like the syscall.
-int renameat2(int old_dir, const char* old_path, int new_dir,
-              const char* new_path, unsigned int flags);
+int renameat2(int old_dir,
+              const char* old_path,
+              int new_dir,
+              const char* new_path,
+              unsigned int flags);
 ssize_t copy_file_range(int in_fd, int out_fd, size_t size);
 ssize_t sendfile(int out_fd, int in_fd, size_t size);
 

@@ -1,0 +1,398 @@
+#include "cache/cache.hpp"
+
+#include "cache/key.hpp"
+#include "cache/root.hpp"
+#include "util/fs.hpp"
+#include "util/log.hpp"
+#include "util/sha256.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace ktc::cache {
+
+std::string host_arch() {
+  struct utsname name;
+  if (::uname(&name) != 0) {
+    return "unknown";
+  }
+  std::string machine = name.machine;
+  if (machine == "arm64") {
+    return "aarch64";
+  }
+  return machine;
+}
+
+std::string Entry::image_path() const {
+  if (!metadata) {
+    return {};
+  }
+  return path + "/" + std::string(metadata->image_name());
+}
+
+std::string Entry::vmlinux_path() const {
+  return metadata && metadata->has_vmlinux() ? path + "/vmlinux"
+                                             : std::string();
+}
+
+std::string Entry::config_path() const {
+  return metadata && metadata->has_config() ? path + "/config" : std::string();
+}
+
+Result<Cache> Cache::open(CacheOptions options) {
+  if (options.root.empty()) {
+    KTC_TRY_ASSIGN(options.root, resolve_root("kernels"));
+  }
+  while (options.root.size() > 1 && options.root.back() == '/') {
+    options.root.pop_back();
+  }
+  if (const char* allow = std::getenv("KTCACHE_ALLOW_NETWORK_FS");
+      allow != nullptr && std::string_view(allow) == "1") {
+    options.allow_network_fs = true;
+  }
+  if (const char* fallback = std::getenv("KTCACHE_TEST_NO_RENAME_EXCHANGE");
+      fallback != nullptr && std::string_view(fallback) == "1") {
+    options.force_rename_fallback = true;
+  }
+  return Cache(std::move(options));
+}
+
+std::string Cache::lock_path(std::string_view name) const {
+  return fmt::format("{}/.locks/{}.lock", m_options.root, name);
+}
+
+Result<void> Cache::check_filesystem() {
+  if (m_filesystem_checked || m_options.allow_network_fs) {
+    return {};
+  }
+  KTC_TRY(check_lock_filesystem(m_options.root));
+  m_filesystem_checked = true;
+  return {};
+}
+
+Result<FileLock> Cache::lock_entry(const std::string& key,
+                                   LockMode mode,
+                                   std::chrono::milliseconds timeout) {
+  KTC_TRY(check_filesystem());
+  LockRequest request;
+  request.path = lock_path(key);
+  request.what = fmt::format("cache entry \"{}\"", key);
+  request.mode = mode;
+  request.timeout = timeout;
+  request.create = true;
+  return acquire_lock(request);
+}
+
+Entry Cache::read_entry(const std::string& key, int root_fd) {
+  Entry entry;
+  entry.key = key;
+  entry.path = m_options.root + "/" + key;
+
+  // One directory descriptor for everything below, so the metadata and the
+  // image come from the same entry even if a store swaps it meanwhile.
+  Fd dir(::openat(root_fd, key.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) {
+    int error = errno;
+    entry.corruption = Corruption{
+        error == ENOENT ? CorruptKind::missing : CorruptKind::unreadable,
+        fmt::format("entry directory unreadable: {}", std::strerror(error))};
+    return entry;
+  }
+
+  int error = 0;
+  auto text = fs::read_file(dir.get(), "metadata.json", &error);
+  if (!text) {
+    if (error == ENOENT) {
+      entry.corruption =
+          Corruption{CorruptKind::missing, "metadata.json missing"};
+    } else {
+      entry.corruption = Corruption{
+          CorruptKind::unreadable,
+          fmt::format("metadata.json unreadable: {}", std::strerror(error))};
+    }
+    return entry;
+  }
+
+  Corruption corruption;
+  auto metadata = Metadata::parse(*text, &corruption);
+  if (!metadata) {
+    entry.corruption = std::move(corruption);
+    return entry;
+  }
+  std::string image_name(metadata->image_name());
+  struct stat st;
+  if (::fstatat(dir.get(), image_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISREG(st.st_mode)) {
+    entry.corruption = Corruption{
+        CorruptKind::image_missing,
+        fmt::format("image file {} missing from entry directory", image_name)};
+    return entry;
+  }
+  entry.metadata = std::move(*metadata);
+  return entry;
+}
+
+namespace {
+
+// The time of last use is the lock file's mtime: touching it is one cheap
+// syscall, it survives entry swaps (the lock lives outside the entry), and
+// it needs no write to the entry itself. Failures (read-only cache, no
+// lock file yet) are ignored on purpose.
+void record_use(const std::string& lock_file) {
+  ::utimensat(AT_FDCWD, lock_file.c_str(), nullptr, 0);
+}
+
+int64_t last_use(const std::string& lock_file) {
+  struct stat st;
+  if (::stat(lock_file.c_str(), &st) != 0) {
+    return -1;
+  }
+  return static_cast<int64_t>(st.st_mtim.tv_sec);
+}
+
+bool entry_dir_exists(int root_fd, const std::string& key) {
+  struct stat st;
+  return ::fstatat(root_fd, key.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+} // namespace
+
+Result<Entry> Cache::lookup(const std::string& key, bool lease) {
+  KTC_TRY(validate_key(key));
+
+  FileLock lock;
+  if (lease) {
+    KTC_TRY_ASSIGN(
+        lock, lock_entry(key, LockMode::shared, m_options.shared_lock_timeout));
+  }
+
+  Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    if (errno == ENOENT) {
+      return make_error(Status::not_found, "no entry for key \"{}\"", key);
+    }
+    return errno_error(errno, "cannot open cache root " + m_options.root);
+  }
+
+  Entry entry = read_entry(key, root.get());
+  if (!entry.valid() && !lease && !entry_dir_exists(root.get(), key)) {
+    // The replace fallback briefly moves the old entry aside under the
+    // exclusive lock; wait for that store instead of reporting a miss.
+    // Without a lock file nobody ever stored this key: a plain miss.
+    LockRequest request;
+    request.path = lock_path(key);
+    request.what = fmt::format("cache entry \"{}\"", key);
+    request.mode = LockMode::shared;
+    request.create = false;
+    auto probe = acquire_lock(request);
+    if (!probe && probe.error().status == Status::locked) {
+      request.timeout = m_options.shared_lock_timeout;
+      auto waited = acquire_lock(request);
+      if (waited) {
+        entry = read_entry(key, root.get());
+      }
+    }
+  }
+
+  if (!entry.valid()) {
+    if (entry.corruption->kind == CorruptKind::missing &&
+        !entry_dir_exists(root.get(), key)) {
+      return make_error(Status::not_found, "no entry for key \"{}\"", key);
+    }
+    return make_error(Status::corrupt, "cache entry \"{}\" is corrupt: {}", key,
+                      entry.corruption->reason);
+  }
+
+  std::string lock_file = lock_path(key);
+  record_use(lock_file);
+  entry.last_used = last_use(lock_file);
+  entry.lease = std::move(lock);
+  return entry;
+}
+
+std::vector<Entry> Cache::list_entries(Result<void>* error) {
+  std::vector<Entry> entries;
+  Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    if (errno != ENOENT && error != nullptr) {
+      *error = errno_error(errno, "cannot open cache root " + m_options.root);
+    }
+    return entries;
+  }
+  int scan_fd = ::openat(root.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* stream = scan_fd >= 0 ? ::fdopendir(scan_fd) : nullptr;
+  if (stream == nullptr) {
+    if (scan_fd >= 0) {
+      ::close(scan_fd);
+    }
+    if (error != nullptr) {
+      *error = errno_error(errno, "cannot read cache root " + m_options.root);
+    }
+    return entries;
+  }
+  while (dirent* ent = ::readdir(stream)) {
+    std::string name = ent->d_name;
+    if (name.empty() || name.front() == '.') {
+      continue;
+    }
+    // Symbolic links are not followed: an entry is a real directory.
+    bool is_dir = ent->d_type == DT_DIR;
+    if (ent->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir =
+          ::fstatat(root.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISDIR(st.st_mode);
+    }
+    if (!is_dir) {
+      continue;
+    }
+    if (auto valid = validate_key(name); !valid) {
+      KTC_LOG(debug, "Skipping {}: {}", name, valid.error().message);
+      continue;
+    }
+    Entry entry = read_entry(name, root.get());
+    entry.last_used = last_use(lock_path(name));
+    entries.push_back(std::move(entry));
+  }
+  ::closedir(stream);
+
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) {
+                     if (a.valid() != b.valid()) {
+                       return a.valid();
+                     }
+                     if (a.valid()) {
+                       auto a_time = a.metadata->built_at();
+                       auto b_time = b.metadata->built_at();
+                       if (a_time != b_time) {
+                         return a_time > b_time;
+                       }
+                     }
+                     return a.key < b.key;
+                   });
+  return entries;
+}
+
+Result<void> Cache::verify(const std::string& key) {
+  KTC_TRY(validate_key(key));
+  KTC_TRY_ASSIGN(FileLock lock, lock_entry(key, LockMode::shared,
+                                           m_options.shared_lock_timeout));
+  Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return errno_error(errno, "cannot open cache root " + m_options.root);
+  }
+  Entry entry = read_entry(key, root.get());
+  if (!entry.valid()) {
+    if (!entry_dir_exists(root.get(), key)) {
+      return make_error(Status::not_found, "no entry for key \"{}\"", key);
+    }
+    return make_error(Status::corrupt, "cache entry \"{}\" is corrupt: {}", key,
+                      entry.corruption->reason);
+  }
+  const Metadata& metadata = *entry.metadata;
+  if (!metadata.has_artifacts()) {
+    return make_error(Status::unverifiable,
+                      "cache entry \"{}\" records no hashes (written by ktstr "
+                      "or without them); store it again to make it verifiable",
+                      key);
+  }
+
+  KTC_TRY_ASSIGN(Fd dir, fs::open_dir(root.get(), key, true));
+  for (std::string_view role : {"image", "vmlinux", "config"}) {
+    auto record = metadata.artifact(role);
+    if (!record) {
+      if (role == "image" || (role == "vmlinux" && metadata.has_vmlinux())) {
+        return make_error(Status::mismatch,
+                          "cache entry \"{}\": no {} record in metadata", key,
+                          role);
+      }
+      continue;
+    }
+    Fd file(::openat(dir.get(), record->file.c_str(),
+                     O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (!file || ::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return make_error(Status::mismatch,
+                        "cache entry \"{}\": {} ({}) is missing or not a "
+                        "regular file",
+                        key, record->file, role);
+    }
+    if (static_cast<uint64_t>(st.st_size) != record->size) {
+      return make_error(Status::mismatch,
+                        "cache entry \"{}\": {} is {} bytes, metadata says {}",
+                        key, record->file, st.st_size, record->size);
+    }
+    KTC_TRY_ASSIGN(std::string digest,
+                   sha256_fd(file.get(), entry.path + "/" + record->file));
+    if (digest != record->sha256) {
+      return make_error(Status::mismatch,
+                        "cache entry \"{}\": {} SHA-256 is {}, metadata says "
+                        "{}",
+                        key, record->file, digest, record->sha256);
+    }
+    KTC_LOG(debug, "Verified {}/{}", key, record->file);
+  }
+  return {};
+}
+
+Result<std::vector<LockFileInfo>> Cache::locks() {
+  std::vector<LockFileInfo> result;
+  std::string dir_path = m_options.root + "/.locks";
+  DIR* stream = ::opendir(dir_path.c_str());
+  if (stream == nullptr) {
+    if (errno == ENOENT) {
+      return result;
+    }
+    return errno_error(errno, "cannot read " + dir_path);
+  }
+  while (dirent* ent = ::readdir(stream)) {
+    std::string_view name = ent->d_name;
+    if (!name.ends_with(".lock") || name.size() == 5) {
+      continue;
+    }
+    LockFileInfo info;
+    info.name = std::string(name.substr(0, name.size() - 5));
+    info.path = dir_path + "/" + std::string(name);
+    info.holders = lock_holders(info.path);
+    result.push_back(std::move(info));
+  }
+  ::closedir(stream);
+  std::sort(result.begin(), result.end(),
+            [](const LockFileInfo& a, const LockFileInfo& b) {
+              return a.name < b.name;
+            });
+  return result;
+}
+
+KconfigStatus kconfig_status(const Metadata& metadata,
+                             std::string_view current_hash) {
+  auto recorded = metadata.kconfig_hash();
+  if (!recorded) {
+    return KconfigStatus::untracked;
+  }
+  return *recorded == current_hash ? KconfigStatus::matches
+                                   : KconfigStatus::stale;
+}
+
+std::string_view to_string(KconfigStatus status) {
+  switch (status) {
+  case KconfigStatus::matches:
+    return "matches";
+  case KconfigStatus::stale:
+    return "stale";
+  case KconfigStatus::untracked:
+    return "untracked";
+  }
+  return "untracked";
+}
+
+} // namespace ktc::cache
