@@ -348,7 +348,7 @@ typedef struct ktc_list ktc_list;
  * @return KTC_OK, KTC_E_IO (the root cannot be read).
  * @since 1.0
  */
-KTC_API int ktc_list(ktc_list** out, ktc_cache* cache);
+KTC_API int ktc_list_entries(ktc_list** out, ktc_cache* cache);
 
 /** Number of entries in a list. @since 1.0 */
 KTC_API size_t ktc_list_count(const ktc_list* list);

@@ -1,0 +1,854 @@
+// The extern "C" shims of ktcache.h over the C++ core. Each exported
+// function validates its arguments, runs its body through capi::guard()
+// and converts between the C structs and the core's types; no behaviour of
+// the cache lives here.
+
+#include "cache/cache.hpp"
+#include "cache/key.hpp"
+#include "cache/metadata.hpp"
+#include "cache/root.hpp"
+#include "capi/capi_guard.hpp"
+#include "util/log.hpp"
+#include "util/result.hpp"
+
+#include <fmt/format.h>
+#include <ktcache/ktcache.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#ifndef KTC_VERSION_STRING
+#error "KTC_VERSION_STRING must be defined by the build (core/meson.build)"
+#endif
+
+using ktc::Result;
+using ktc::Status;
+
+// ktc::Status mirrors ktc_status so that a status crosses the ABI by value.
+static_assert(static_cast<int>(Status::ok) == KTC_OK);
+static_assert(static_cast<int>(Status::generic) == KTC_E_GENERIC);
+static_assert(static_cast<int>(Status::invalid) == KTC_E_INVALID);
+static_assert(static_cast<int>(Status::not_found) == KTC_E_NOTFOUND);
+static_assert(static_cast<int>(Status::locked) == KTC_E_LOCKED);
+static_assert(static_cast<int>(Status::corrupt) == KTC_E_CORRUPT);
+static_assert(static_cast<int>(Status::io) == KTC_E_IO);
+static_assert(static_cast<int>(Status::no_space) == KTC_E_NOSPC);
+static_assert(static_cast<int>(Status::version) == KTC_E_VERSION);
+static_assert(static_cast<int>(Status::no_memory) == KTC_E_NOMEM);
+static_assert(static_cast<int>(Status::internal) == KTC_E_INTERNAL);
+static_assert(static_cast<int>(Status::unsupported) == KTC_E_UNSUPPORTED);
+static_assert(static_cast<int>(Status::mismatch) == KTC_E_MISMATCH);
+static_assert(static_cast<int>(Status::unverifiable) == KTC_E_UNVERIFIABLE);
+static_assert(static_cast<int>(Status::environment) == KTC_E_ENV);
+
+static_assert(static_cast<int>(ktc::log::Level::error) == KTC_LOG_ERROR);
+static_assert(static_cast<int>(ktc::log::Level::warn) == KTC_LOG_WARN);
+static_assert(static_cast<int>(ktc::log::Level::info) == KTC_LOG_INFO);
+static_assert(static_cast<int>(ktc::log::Level::debug) == KTC_LOG_DEBUG);
+static_assert(static_cast<int>(ktc::log::Level::trace) == KTC_LOG_TRACE);
+static_assert(std::is_same_v<ktc::log::Sink, ktc_log_fn>);
+
+static_assert(ktc::cache::k_key_max == KTC_KEY_MAX);
+
+// The handles behind the opaque types of ktcache.h.
+struct ktc_cache {
+  ktc::cache::Cache cache;
+};
+
+struct ktc_entry {
+  explicit ktc_entry(ktc::cache::Entry from);
+
+  ktc::cache::Entry entry;
+  // The strings ktc_entry_info borrows, computed once so that get_info
+  // never allocates. Empty means NULL.
+  std::string metadata_json;
+  std::string image_path;
+  std::string vmlinux_path;
+  std::string config_path;
+  std::string error_kind;
+};
+
+struct ktc_list {
+  std::vector<ktc_entry> entries;
+};
+
+struct ktc_clean_report {
+  std::vector<ktc::cache::CleanItem> items;
+};
+
+struct ktc_lock_list {
+  std::vector<ktc::cache::LockFileInfo> locks;
+};
+
+ktc_entry::ktc_entry(ktc::cache::Entry from) : entry(std::move(from)) {
+  if (entry.valid()) {
+    metadata_json = entry.metadata->to_compact_json();
+    image_path = entry.image_path();
+    vmlinux_path = entry.vmlinux_path();
+    config_path = entry.config_path();
+  }
+  if (entry.corruption) {
+    error_kind = std::string(to_string(entry.corruption->kind));
+  }
+}
+
+namespace ktc::capi {
+namespace {
+
+// Like libgit2, a successful call does not clear the message: a caller may
+// read it after the cleanup calls that follow a failure. Only failures
+// write it.
+thread_local std::string t_message;
+thread_local bool t_failed = false;
+// Set when the message itself could not be stored (out of memory).
+thread_local const char* t_static_message = nullptr;
+
+} // namespace
+
+void set_error_message(std::string_view message) noexcept {
+  t_failed = true;
+  try {
+    t_message.assign(message.empty() ? "unknown failure" : message);
+    std::replace(t_message.begin(), t_message.end(), '\n', ' ');
+    std::replace(t_message.begin(), t_message.end(), '\r', ' ');
+    t_static_message = nullptr;
+  } catch (...) {
+    t_static_message = "out of memory while recording an error message";
+  }
+}
+
+const char* error_message() noexcept {
+  if (t_static_message != nullptr) {
+    return t_static_message;
+  }
+  return t_failed ? t_message.c_str() : "no error";
+}
+
+int status_of(const Error& error) noexcept {
+  int status = static_cast<int>(error.status);
+  if (status >= 0 || status < KTC_E_ENV) {
+    // A core bug: a failure must carry one of the published codes.
+    try {
+      set_error_message(fmt::format("{} (the core reported status {})",
+                                    error.message, status));
+    } catch (...) {
+      set_error_message(error.message);
+    }
+    return KTC_E_INTERNAL;
+  }
+  set_error_message(error.message);
+  return status;
+}
+
+int report_bad_alloc(const char* function) noexcept {
+  try {
+    set_error_message(fmt::format("out of memory in {}", function));
+  } catch (...) {
+    set_error_message("out of memory");
+  }
+  return KTC_E_NOMEM;
+}
+
+int report_exception(const char* function, const char* what) noexcept {
+  try {
+    set_error_message(fmt::format("internal error in {}: {}", function, what));
+  } catch (...) {
+    set_error_message("internal error");
+  }
+  return KTC_E_INTERNAL;
+}
+
+namespace {
+
+// A copy the caller frees with ktc_free().
+char* malloc_string(std::string_view text) {
+  auto* copy = static_cast<char*>(std::malloc(text.size() + 1));
+  if (copy == nullptr) {
+    throw std::bad_alloc();
+  }
+  std::memcpy(copy, text.data(), text.size());
+  copy[text.size()] = '\0';
+  return copy;
+}
+
+const char* c_str_or_null(const std::string& text) {
+  return text.empty() ? nullptr : text.c_str();
+}
+
+Result<void>
+check_flags(uint32_t flags, uint32_t known, std::string_view what) {
+  if ((flags & ~known) != 0) {
+    return make_error(Status::invalid,
+                      "{} has unknown bits 0x{:x} (this library knows 0x{:x})",
+                      what, flags & ~known, known);
+  }
+  return {};
+}
+
+// An optional path or name of an options struct: NULL means "not given",
+// while an empty string is a caller mistake the core would read as NULL.
+Result<std::string> optional_text(const char* text, std::string_view field) {
+  if (text == nullptr) {
+    return std::string();
+  }
+  if (*text == '\0') {
+    return make_error(Status::invalid, "{} is empty; pass NULL to leave it out",
+                      field);
+  }
+  return std::string(text);
+}
+
+std::optional<std::string> optional_value(const char* text) {
+  return text != nullptr ? std::optional<std::string>(text) : std::nullopt;
+}
+
+int32_t clean_action_code(cache::CleanAction action) {
+  switch (action) {
+  case cache::CleanAction::removed:
+    return KTC_CLEAN_REMOVED;
+  case cache::CleanAction::would_remove:
+    return KTC_CLEAN_WOULD_REMOVE;
+  case cache::CleanAction::skipped_in_use:
+    return KTC_CLEAN_SKIPPED_IN_USE;
+  case cache::CleanAction::failed:
+    return KTC_CLEAN_FAILED;
+  case cache::CleanAction::not_found:
+    return KTC_CLEAN_NOT_FOUND;
+  }
+  return KTC_CLEAN_FAILED;
+}
+
+Result<cache::CleanMode> clean_mode(uint32_t mode) {
+  switch (mode) {
+  case KTC_CLEAN_ALL:
+    return cache::CleanMode::all;
+  case KTC_CLEAN_KEEP:
+    return cache::CleanMode::keep;
+  case KTC_CLEAN_CORRUPT_ONLY:
+    return cache::CleanMode::corrupt_only;
+  case KTC_CLEAN_KEYS:
+    return cache::CleanMode::keys;
+  default:
+    return make_error(Status::invalid, "ktc_clean_options.mode {} is unknown",
+                      mode);
+  }
+}
+
+Result<cache::CleanRequest> clean_request(const ktc_clean_options& options) {
+  KTC_TRY(
+      check_flags(options.flags, KTC_CLEAN_DRY_RUN, "ktc_clean_options.flags"));
+  cache::CleanRequest request;
+  KTC_TRY_ASSIGN(request.mode, clean_mode(options.mode));
+  request.dry_run = (options.flags & KTC_CLEAN_DRY_RUN) != 0;
+  request.keep = options.keep;
+  if (request.mode == cache::CleanMode::keys) {
+    if (options.keys == nullptr && options.key_count > 0) {
+      return null_argument("ktc_clean_options.keys");
+    }
+    for (size_t i = 0; i < options.key_count; ++i) {
+      if (options.keys[i] == nullptr) {
+        return make_error(Status::invalid, "ktc_clean_options.keys[{}] is NULL",
+                          i);
+      }
+      request.keys.emplace_back(options.keys[i]);
+    }
+  }
+  return request;
+}
+
+Result<cache::StoreRequest> store_request(const ktc_store_options& options) {
+  KTC_TRY(check_flags(options.flags, KTC_STORE_NO_STRIP,
+                      "ktc_store_options.flags"));
+  if (options.image == nullptr) {
+    return null_argument("ktc_store_options.image");
+  }
+  // Note: the core stores the vmlinux as given until strip policies exist,
+  // so KTC_STORE_NO_STRIP is accepted and changes nothing yet.
+  cache::StoreRequest request;
+  KTC_TRY_ASSIGN(request.image,
+                 optional_text(options.image, "ktc_store_options.image"));
+  KTC_TRY_ASSIGN(request.vmlinux,
+                 optional_text(options.vmlinux, "ktc_store_options.vmlinux"));
+  KTC_TRY_ASSIGN(request.config,
+                 optional_text(options.config, "ktc_store_options.config"));
+  KTC_TRY_ASSIGN(request.image_name,
+                 optional_text(options.image_name, "ktc_store_options.image_"
+                                                   "name"));
+  KTC_TRY_ASSIGN(request.arch,
+                 optional_text(options.arch, "ktc_store_options.arch"));
+  KTC_TRY_ASSIGN(
+      request.source_json,
+      optional_text(options.source_json, "ktc_store_options.source_json"));
+  KTC_TRY_ASSIGN(
+      request.metadata_json,
+      optional_text(options.metadata_json, "ktc_store_options.metadata_json"));
+  request.version = optional_value(options.version);
+  request.kconfig_hash = optional_value(options.kconfig_hash);
+  return request;
+}
+
+Result<cache::CacheOptions> cache_options(const ktc_open_options& options) {
+  KTC_TRY(check_flags(options.flags, KTC_OPEN_ALLOW_NETWORK_FS,
+                      "ktc_open_options.flags"));
+  cache::CacheOptions result;
+  KTC_TRY_ASSIGN(result.root,
+                 optional_text(options.root, "ktc_open_options.root"));
+  // Cache::open() adds KTCACHE_ALLOW_NETWORK_FS=1 from the environment.
+  result.allow_network_fs = (options.flags & KTC_OPEN_ALLOW_NETWORK_FS) != 0;
+  if (options.store_lock_timeout_ms != 0) {
+    result.store_lock_timeout =
+        std::chrono::milliseconds(options.store_lock_timeout_ms);
+  }
+  if (options.shared_lock_timeout_ms != 0) {
+    result.shared_lock_timeout =
+        std::chrono::milliseconds(options.shared_lock_timeout_ms);
+  }
+  return result;
+}
+
+Result<std::string> resolve_root(const char* suffix) {
+  if (suffix == nullptr) {
+    return null_argument("suffix");
+  }
+  return cache::resolve_root(suffix);
+}
+
+template <typename T>
+Result<void>
+check_index(const std::vector<T>& items, size_t index, std::string_view what) {
+  if (index >= items.size()) {
+    return make_error(Status::invalid, "{} index {} is out of range ({} {})",
+                      what, index, items.size(),
+                      items.size() == 1 ? "item" : "items");
+  }
+  return {};
+}
+
+} // namespace
+} // namespace ktc::capi
+
+using namespace ktc::capi;
+namespace kc = ktc::cache;
+
+extern "C" {
+
+// ktc_version, ktc_strerror and ktc_error_message only return static or
+// thread-local text and cannot throw, so they need no guard.
+const char* ktc_version(void) {
+  return KTC_VERSION_STRING;
+}
+
+const char* ktc_strerror(int status) {
+  switch (status) {
+  case KTC_OK:
+    return "success";
+  case KTC_E_GENERIC:
+    return "generic failure";
+  case KTC_E_INVALID:
+    return "invalid argument";
+  case KTC_E_NOTFOUND:
+    return "not found";
+  case KTC_E_LOCKED:
+    return "locked";
+  case KTC_E_CORRUPT:
+    return "corrupt entry";
+  case KTC_E_IO:
+    return "input/output error";
+  case KTC_E_NOSPC:
+    return "no space left";
+  case KTC_E_VERSION:
+    return "version mismatch";
+  case KTC_E_NOMEM:
+    return "out of memory";
+  case KTC_E_INTERNAL:
+    return "internal error";
+  case KTC_E_UNSUPPORTED:
+    return "unsupported filesystem";
+  case KTC_E_MISMATCH:
+    return "checksum mismatch";
+  case KTC_E_UNVERIFIABLE:
+    return "unverifiable entry";
+  case KTC_E_ENV:
+    return "environment error";
+  default:
+    return "unknown status";
+  }
+}
+
+const char* ktc_error_message(void) {
+  return error_message();
+}
+
+void ktc_free(void* ptr) {
+  guard(__func__, [&]() -> Result<void> {
+    std::free(ptr);
+    return {};
+  });
+}
+
+void ktc_log_set_callback(int max_level, ktc_log_fn callback, void* userdata) {
+  guard(__func__, [&]() -> Result<void> {
+    ktc::log::set_sink(max_level, callback, userdata);
+    return {};
+  });
+}
+
+int ktc_default_root(char** out) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    KTC_TRY_ASSIGN(std::string root, kc::resolve_root("kernels"));
+    *out = malloc_string(root);
+    return {};
+  });
+}
+
+int ktc_resolve_root(const char* suffix, char** out) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    KTC_TRY_ASSIGN(std::string root, resolve_root(suffix));
+    *out = malloc_string(root);
+    return {};
+  });
+}
+
+int ktc_key_validate(const char* key) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (key == nullptr) {
+      return null_argument("key");
+    }
+    return kc::validate_key(key);
+  });
+}
+
+int ktc_key_compose(char** out, const char* const* parts, size_t count) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (parts == nullptr) {
+      return null_argument("parts");
+    }
+    std::vector<std::string_view> views;
+    for (size_t i = 0; i < count; ++i) {
+      if (parts[i] == nullptr) {
+        return ktc::make_error(Status::invalid, "key part {} is NULL", i);
+      }
+      views.emplace_back(parts[i]);
+    }
+    KTC_TRY_ASSIGN(std::string key, kc::compose_key(views));
+    *out = malloc_string(key);
+    return {};
+  });
+}
+
+int ktc_cache_open(ktc_cache** out, const ktc_open_options* options) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    ktc_open_options copy = KTC_OPEN_OPTIONS_INIT;
+    if (options != nullptr) {
+      KTC_TRY_ASSIGN(copy, read_options(*options,
+                                        KTC_FIRST_SIZE(ktc_open_options,
+                                                       shared_lock_timeout_ms),
+                                        "ktc_open_options"));
+    }
+    KTC_TRY_ASSIGN(kc::CacheOptions cache_options, cache_options(copy));
+    KTC_TRY_ASSIGN(kc::Cache cache, kc::Cache::open(std::move(cache_options)));
+    *out = new ktc_cache{std::move(cache)};
+    return {};
+  });
+}
+
+void ktc_cache_free(ktc_cache* cache) {
+  guard(__func__, [&]() -> Result<void> {
+    delete cache;
+    return {};
+  });
+}
+
+const char* ktc_cache_root(const ktc_cache* cache) {
+  return guard_value<const char*>(__func__, nullptr,
+                                  [&]() -> Result<const char*> {
+                                    if (cache == nullptr) {
+                                      return null_argument("cache");
+                                    }
+                                    return cache->cache.root().c_str();
+                                  });
+}
+
+int ktc_entry_get_info(const ktc_entry* entry, ktc_entry_info* info) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (entry == nullptr) {
+      return null_argument("entry");
+    }
+    if (info == nullptr) {
+      return null_argument("info");
+    }
+    KTC_TRY(check_output(*info, KTC_FIRST_SIZE(ktc_entry_info, leased),
+                         "ktc_entry_info"));
+    const kc::Entry& source = entry->entry;
+    ktc_entry_info full = KTC_ENTRY_INFO_INIT;
+    full.state = source.valid() ? KTC_ENTRY_VALID : KTC_ENTRY_CORRUPT;
+    full.key = source.key.c_str();
+    full.path = source.path.c_str();
+    full.metadata_json = c_str_or_null(entry->metadata_json);
+    full.image_path = c_str_or_null(entry->image_path);
+    full.vmlinux_path = c_str_or_null(entry->vmlinux_path);
+    full.config_path = c_str_or_null(entry->config_path);
+    full.error_kind = c_str_or_null(entry->error_kind);
+    full.reason =
+        source.corruption ? source.corruption->reason.c_str() : nullptr;
+    full.last_used = source.last_used;
+    full.leased = source.lease.held() ? 1 : 0;
+    write_output(*info, full);
+    return {};
+  });
+}
+
+void ktc_entry_free(ktc_entry* entry) {
+  guard(__func__, [&]() -> Result<void> {
+    delete entry;
+    return {};
+  });
+}
+
+int ktc_lookup(ktc_entry** out,
+               ktc_cache* cache,
+               const char* key,
+               uint32_t flags) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (key == nullptr) {
+      return null_argument("key");
+    }
+    KTC_TRY(check_flags(flags, KTC_LOOKUP_LEASE, "lookup flags"));
+    bool lease = (flags & KTC_LOOKUP_LEASE) != 0;
+    KTC_TRY_ASSIGN(kc::Entry entry, cache->cache.lookup(key, lease));
+    *out = new ktc_entry(std::move(entry));
+    return {};
+  });
+}
+
+int ktc_list_entries(ktc_list** out, ktc_cache* cache) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    Result<void> error;
+    std::vector<kc::Entry> entries = cache->cache.list_entries(&error);
+    KTC_TRY(std::move(error));
+    auto list = std::make_unique<ktc_list>();
+    list->entries.reserve(entries.size());
+    for (kc::Entry& entry : entries) {
+      list->entries.emplace_back(std::move(entry));
+    }
+    *out = list.release();
+    return {};
+  });
+}
+
+size_t ktc_list_count(const ktc_list* list) {
+  return guard_value<size_t>(__func__, 0, [&]() -> Result<size_t> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    return list->entries.size();
+  });
+}
+
+const ktc_entry* ktc_list_at(const ktc_list* list, size_t index) {
+  return guard_value<const ktc_entry*>(
+      __func__, nullptr, [&]() -> Result<const ktc_entry*> {
+        if (list == nullptr) {
+          return null_argument("list");
+        }
+        KTC_TRY(check_index(list->entries, index, "entry list"));
+        return &list->entries[index];
+      });
+}
+
+void ktc_list_free(ktc_list* list) {
+  guard(__func__, [&]() -> Result<void> {
+    delete list;
+    return {};
+  });
+}
+
+int ktc_store(ktc_entry** out,
+              ktc_cache* cache,
+              const char* key,
+              const ktc_store_options* options) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (key == nullptr) {
+      return null_argument("key");
+    }
+    if (options == nullptr) {
+      return null_argument("options");
+    }
+    KTC_TRY_ASSIGN(ktc_store_options copy,
+                   read_options(*options,
+                                KTC_FIRST_SIZE(ktc_store_options, kconfig_hash),
+                                "ktc_store_options"));
+    KTC_TRY_ASSIGN(kc::StoreRequest request, store_request(copy));
+    KTC_TRY_ASSIGN(kc::Entry entry, cache->cache.store(key, request));
+    if (out != nullptr) {
+      *out = new ktc_entry(std::move(entry));
+    }
+    return {};
+  });
+}
+
+int ktc_verify(ktc_cache* cache, const char* key) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (key == nullptr) {
+      return null_argument("key");
+    }
+    return cache->cache.verify(key);
+  });
+}
+
+int ktc_clean(ktc_clean_report** out,
+              ktc_cache* cache,
+              const ktc_clean_options* options) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    ktc_clean_options copy = KTC_CLEAN_OPTIONS_INIT;
+    if (options != nullptr) {
+      KTC_TRY_ASSIGN(copy,
+                     read_options(*options,
+                                  KTC_FIRST_SIZE(ktc_clean_options, key_count),
+                                  "ktc_clean_options"));
+    }
+    KTC_TRY_ASSIGN(kc::CleanRequest request, clean_request(copy));
+    KTC_TRY_ASSIGN(std::vector<kc::CleanItem> items,
+                   cache->cache.clean(request));
+    *out = new ktc_clean_report{std::move(items)};
+    return {};
+  });
+}
+
+size_t ktc_clean_report_count(const ktc_clean_report* report) {
+  return guard_value<size_t>(__func__, 0, [&]() -> Result<size_t> {
+    if (report == nullptr) {
+      return null_argument("report");
+    }
+    return report->items.size();
+  });
+}
+
+int ktc_clean_report_get(const ktc_clean_report* report,
+                         size_t index,
+                         ktc_clean_item* item) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (report == nullptr) {
+      return null_argument("report");
+    }
+    if (item == nullptr) {
+      return null_argument("item");
+    }
+    KTC_TRY(check_output(*item, KTC_FIRST_SIZE(ktc_clean_item, bytes),
+                         "ktc_clean_item"));
+    KTC_TRY(check_index(report->items, index, "clean report"));
+    const kc::CleanItem& source = report->items[index];
+    ktc_clean_item full = KTC_CLEAN_ITEM_INIT;
+    full.action = clean_action_code(source.action);
+    full.key = source.key.c_str();
+    full.corrupt = source.corrupt ? 1 : 0;
+    full.message = c_str_or_null(source.message);
+    full.bytes = source.bytes;
+    write_output(*item, full);
+    return {};
+  });
+}
+
+void ktc_clean_report_free(ktc_clean_report* report) {
+  guard(__func__, [&]() -> Result<void> {
+    delete report;
+    return {};
+  });
+}
+
+int ktc_locks(ktc_lock_list** out, ktc_cache* cache) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    KTC_TRY_ASSIGN(std::vector<kc::LockFileInfo> locks, cache->cache.locks());
+    *out = new ktc_lock_list{std::move(locks)};
+    return {};
+  });
+}
+
+size_t ktc_lock_list_count(const ktc_lock_list* list) {
+  return guard_value<size_t>(__func__, 0, [&]() -> Result<size_t> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    return list->locks.size();
+  });
+}
+
+int ktc_lock_list_get(const ktc_lock_list* list,
+                      size_t index,
+                      ktc_lock_info* info) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    if (info == nullptr) {
+      return null_argument("info");
+    }
+    KTC_TRY(check_output(*info, KTC_FIRST_SIZE(ktc_lock_info, holder_count),
+                         "ktc_lock_info"));
+    KTC_TRY(check_index(list->locks, index, "lock list"));
+    const kc::LockFileInfo& source = list->locks[index];
+    ktc_lock_info full = KTC_LOCK_INFO_INIT;
+    full.name = source.name.c_str();
+    full.path = source.path.c_str();
+    full.holder_count = source.holders.size();
+    write_output(*info, full);
+    return {};
+  });
+}
+
+int ktc_lock_list_holder(const ktc_lock_list* list,
+                         size_t index,
+                         size_t holder_index,
+                         ktc_lock_holder* holder) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    if (holder == nullptr) {
+      return null_argument("holder");
+    }
+    KTC_TRY(check_output(*holder, KTC_FIRST_SIZE(ktc_lock_holder, cmdline),
+                         "ktc_lock_holder"));
+    KTC_TRY(check_index(list->locks, index, "lock list"));
+    const kc::LockFileInfo& lock = list->locks[index];
+    KTC_TRY(check_index(lock.holders, holder_index,
+                        fmt::format("holder list of lock {}", lock.name)));
+    const kc::LockHolder& source = lock.holders[holder_index];
+    ktc_lock_holder full = KTC_LOCK_HOLDER_INIT;
+    full.pid = source.pid;
+    full.exclusive = source.exclusive ? 1 : 0;
+    full.cmdline = source.cmdline.c_str();
+    write_output(*holder, full);
+    return {};
+  });
+}
+
+void ktc_lock_list_free(ktc_lock_list* list) {
+  guard(__func__, [&]() -> Result<void> {
+    delete list;
+    return {};
+  });
+}
+
+int ktc_entry_kconfig_status(int* out,
+                             const ktc_entry* entry,
+                             const char* current_hash) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (entry == nullptr) {
+      return null_argument("entry");
+    }
+    if (current_hash == nullptr) {
+      return null_argument("current_hash");
+    }
+    if (!entry->entry.valid()) {
+      return ktc::make_error(Status::invalid,
+                             "cache entry \"{}\" is corrupt, so it has no "
+                             "kconfig hash to compare",
+                             entry->entry.key);
+    }
+    switch (kc::kconfig_status(*entry->entry.metadata, current_hash)) {
+    case kc::KconfigStatus::matches:
+      *out = KTC_KCONFIG_MATCHES;
+      break;
+    case kc::KconfigStatus::stale:
+      *out = KTC_KCONFIG_STALE;
+      break;
+    case kc::KconfigStatus::untracked:
+      *out = KTC_KCONFIG_UNTRACKED;
+      break;
+    }
+    return {};
+  });
+}
+
+int ktc_prefer_source_tree(char** out, const char* entry_dir) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (entry_dir == nullptr) {
+      return null_argument("entry_dir");
+    }
+    std::optional<std::string> tree = kc::prefer_source_tree(entry_dir);
+    if (!tree) {
+      return ktc::make_error(Status::not_found,
+                             "cache entry {} has no local source tree whose "
+                             "vmlinux provably matches it",
+                             entry_dir);
+    }
+    *out = malloc_string(*tree);
+    return {};
+  });
+}
+
+int ktc_recover_source_tree(char** out, const char* entry_dir) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (entry_dir == nullptr) {
+      return null_argument("entry_dir");
+    }
+    std::optional<std::string> tree = kc::recover_source_tree(entry_dir);
+    if (!tree) {
+      return ktc::make_error(Status::not_found,
+                             "cache entry {} records no local source tree",
+                             entry_dir);
+    }
+    *out = malloc_string(*tree);
+    return {};
+  });
+}
+
+} // extern "C"
