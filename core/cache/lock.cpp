@@ -413,7 +413,7 @@ Result<void> check_lock_filesystem(const std::string& path) {
     }
     std::string parent = parent_dir(probe);
     if (parent.empty()) {
-      parent = ".";
+      parent.assign(1, '.');
     }
     if (parent == probe) {
       return {};
