@@ -1,0 +1,78 @@
+#pragma once
+
+// The subcommands. Each returns the process's exit code, or throws
+// CliError for a failure that ends it early.
+
+#include "cli_capi.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ktc::cli {
+
+struct GlobalOptions {
+  std::optional<std::string> cache_dir;
+  bool allow_network_fs = false;
+};
+
+CachePtr open_cache(const GlobalOptions& global);
+
+// Throws a usage error (exit 2) when `key` is not a valid cache key, before
+// anything touches the disk.
+void require_valid_key(const std::string& key);
+
+struct ListOptions {
+  bool json = false;
+  std::optional<std::string> kconfig_hash;
+  // Repeated in the corrupt-entry hint so it can be pasted as is.
+  std::optional<std::string> cache_dir;
+};
+int run_list(ktc_cache* cache, const ListOptions& options);
+
+struct LookupOptions {
+  std::string key;
+  bool lease = false;
+  bool json = false;
+};
+int run_lookup(ktc_cache* cache, const LookupOptions& options);
+
+struct StoreOptions {
+  std::string key;
+  std::string image;
+  std::optional<std::string> vmlinux;
+  std::optional<std::string> config;
+  std::optional<std::string> arch;
+  std::optional<std::string> version;
+  std::optional<std::string> image_name;
+  std::optional<std::string> source_json;
+  std::optional<std::string> metadata_json;
+  std::optional<std::string> kconfig_hash;
+  bool no_strip = false;
+  bool json = false;
+};
+int run_store(ktc_cache* cache, const StoreOptions& options);
+
+struct CleanOptions {
+  std::optional<uint32_t> keep;
+  bool corrupt_only = false;
+  bool all = false;
+  std::vector<std::string> keys;
+  bool dry_run = false;
+  bool json = false;
+};
+int run_clean(ktc_cache* cache, const CleanOptions& options);
+
+struct VerifyOptions {
+  std::vector<std::string> keys;
+  bool json = false;
+};
+int run_verify(ktc_cache* cache, const VerifyOptions& options);
+
+struct LocksOptions {
+  bool json = false;
+};
+int run_locks(ktc_cache* cache, const LocksOptions& options);
+
+} // namespace ktc::cli

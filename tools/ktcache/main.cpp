@@ -1,0 +1,363 @@
+// ktcache: the reference command-line front end of libktcache. It uses the
+// public C API only, as any other host application would.
+
+#include "cli_capi.hpp"
+#include "cli_commands.hpp"
+#include "cli_output.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <ktcache/ktcache.h>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using namespace ktc::cli;
+
+constexpr const char* k_main_footer =
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  not found (lookup of a missing key; verify or clean of a named\n"
+    "     key that does not exist)\n"
+    "  2  usage error or invalid input (bad arguments, invalid key,\n"
+    "     malformed JSON, missing input file)\n"
+    "  3  integrity failure (verify mismatch, corrupt entry)\n"
+    "  4  unverifiable (verify of an entry that records no hashes, such as\n"
+    "     one ktstr wrote)\n"
+    "  5  busy (a lock is held by another process; clean skipped an entry\n"
+    "     in use)\n"
+    "  6  environment or I/O error (cache root unresolvable, permissions,\n"
+    "     no space, unsupported filesystem)\n"
+    "Every error is one line on stderr: \"ktcache: <message>\".\n"
+    "\n"
+    "Output: tables and results go to stdout; logs, notes and the cache root\n"
+    "go to stderr. With --json a command prints one JSON document on one\n"
+    "line of stdout instead of its table; its shape is stable and described\n"
+    "in the command's --help.\n"
+    "\n"
+    "Environment:\n"
+    "  KTCACHE_DIR                 the cache root (else\n"
+    "                              $XDG_CACHE_HOME/ktcache/kernels, else\n"
+    "                              $HOME/.cache/ktcache/kernels)\n"
+    "  KTCACHE_ALLOW_NETWORK_FS=1  same as --allow-network-fs";
+
+constexpr const char* k_entry_json_doc =
+    "An entry object has: key, path, status (\"valid\" or \"corrupt\").\n"
+    "Valid entries add: metadata (the metadata.json object, unknown fields\n"
+    "included), image_path, vmlinux_path (or null), config_path (or null),\n"
+    "last_used (seconds since the epoch, or null), kconfig_status\n"
+    "(\"matches\", \"stale\" or \"untracked\" against --kconfig-hash; without\n"
+    "it, \"untracked\" when the entry records no hash, else \"unchecked\").\n"
+    "Corrupt entries add: error_kind (missing, unreadable, schema_drift,\n"
+    "malformed, truncated, parse_error, image_missing, unknown) and reason.";
+
+struct Verbosity {
+  int verbose = 0;
+  bool quiet = false;
+
+  int log_level() const {
+    if (quiet) {
+      return KTC_LOG_ERROR;
+    }
+    return std::min(KTC_LOG_WARN + verbose, static_cast<int>(KTC_LOG_TRACE));
+  }
+};
+
+void log_to_stderr(int level, const char* message, void* /*userdata*/) {
+  static const std::map<int, const char*> k_names = {
+      {KTC_LOG_ERROR, "error"}, {KTC_LOG_WARN, "warn"},
+      {KTC_LOG_INFO, "info"},   {KTC_LOG_DEBUG, "debug"},
+      {KTC_LOG_TRACE, "trace"},
+  };
+  auto it = k_names.find(level);
+  fmt::print(stderr, "ktcache: {}: {}\n",
+             it == k_names.end() ? "log" : it->second, message);
+}
+
+// Binds an option whose absence matters (an unset --version is NULL for
+// the library, not an empty string).
+CLI::Option* add_optional(CLI::App* app,
+                          const std::string& name,
+                          std::optional<std::string>& target,
+                          const std::string& help) {
+  return app
+      ->add_option_function<std::string>(
+          name, [&target](const std::string& value) { target = value; }, help)
+      ->type_name("TEXT");
+}
+
+CLI::App* add_json_flag(CLI::App* command, bool& json) {
+  command->add_flag("--json", json, "Print one JSON document (see below)");
+  return command;
+}
+
+struct Commands {
+  GlobalOptions global;
+  ListOptions list;
+  LookupOptions lookup;
+  StoreOptions store;
+  CleanOptions clean;
+  VerifyOptions verify;
+  LocksOptions locks;
+  std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
+};
+
+void add_list(CLI::App& app, Commands& commands) {
+  auto& options = commands.list;
+  auto* command = app.add_subcommand("list", "List cached kernels");
+  add_json_flag(command, options.json);
+  add_optional(command, "--kconfig-hash", options.kconfig_hash,
+               "Tag entries whose kconfig hash differs (stale) or is not "
+               "recorded (untracked)")
+      ->type_name("HASH");
+  command->footer(
+      std::string("Table columns: KEY, VERSION, SOURCE, ARCH, BUILT, SIZE, "
+                  "then tags. Corrupt\nentries come last. The cache root "
+                  "is printed on stderr.\n\n--json prints an array of "
+                  "entry objects, valid ones newest first.\n") +
+      k_entry_json_doc);
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_list(cache, options);
+  };
+}
+
+void add_lookup(CLI::App& app, Commands& commands) {
+  auto& options = commands.lookup;
+  auto* command = app.add_subcommand(
+      "lookup", "Print the directory of a cached kernel (exit 1 if missing)");
+  command->add_option("KEY", options.key, "The cache key")->required();
+  command->add_flag("--lease", options.lease,
+                    "Hold a shared lock on the entry until ktcache exits");
+  add_json_flag(command, options.json);
+  command->footer(std::string("--json prints one entry object.\n") +
+                  k_entry_json_doc);
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_lookup(cache, options);
+  };
+}
+
+void add_store(CLI::App& app, Commands& commands) {
+  auto& options = commands.store;
+  auto* command = app.add_subcommand(
+      "store", "Copy a built kernel into the cache, replacing KEY atomically");
+  command->add_option("KEY", options.key, "The cache key")->required();
+  command->add_option("--image", options.image, "The boot image")
+      ->required()
+      ->type_name("FILE");
+  add_optional(command, "--vmlinux", options.vmlinux, "The vmlinux ELF")
+      ->type_name("FILE");
+  add_optional(command, "--config", options.config, "The kernel .config")
+      ->type_name("FILE");
+  add_optional(command, "--arch", options.arch,
+               "x86_64, aarch64, ... (default: the host's)");
+  add_optional(command, "--version", options.version, "The kernel version");
+  add_optional(command, "--image-name", options.image_name,
+               "The image's file name in the entry (default: its basename)")
+      ->type_name("NAME");
+  add_optional(command, "--source-json", options.source_json,
+               "The source as a JSON object with a string \"type\"")
+      ->type_name("JSON");
+  add_optional(command, "--metadata-json", options.metadata_json,
+               "Extra metadata fields as a JSON object")
+      ->type_name("JSON");
+  add_optional(command, "--kconfig-hash", options.kconfig_hash,
+               "The hash of the requested kconfig fragments")
+      ->type_name("HASH");
+  command->add_flag("--no-strip", options.no_strip,
+                    "Store the vmlinux as given");
+  add_json_flag(command, options.json);
+  command->footer(std::string("Prints the new entry's directory; --json "
+                              "prints its entry object.\n") +
+                  k_entry_json_doc);
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_store(cache, options);
+  };
+}
+
+void add_clean(CLI::App& app, Commands& commands) {
+  auto& options = commands.clean;
+  auto* command = app.add_subcommand(
+      "clean", "Remove cached kernels; entries in use are skipped");
+  auto* keep =
+      command
+          ->add_option_function<uint32_t>(
+              "--keep",
+              [&options](const uint32_t& count) { options.keep = count; },
+              "Keep the N newest valid entries, remove the rest")
+          ->type_name("N");
+  auto* corrupt_only = command->add_flag("--corrupt-only", options.corrupt_only,
+                                         "Remove corrupt entries only");
+  auto* all = command->add_flag("--all", options.all, "Remove every entry");
+  keep->excludes(corrupt_only)->excludes(all);
+  corrupt_only->excludes(all);
+  command->add_option("KEY", options.keys, "Remove these entries");
+  command->add_flag("--dry-run", options.dry_run,
+                    "Show what would be removed; change nothing");
+  add_json_flag(command, options.json);
+  command->footer(
+      "Exactly one selector is required: --keep N, --corrupt-only, --all or\n"
+      "KEYs. Corrupt entries never use a keep slot. ktcache never prompts.\n"
+      "Lines: \"removed KEY (SIZE)\", \"would remove KEY (SIZE)\", \"skipped "
+      "KEY:\nin use (...)\", \"failed KEY: ...\", \"not found KEY\", then a "
+      "summary.\nExit: 0, or 6 if a removal failed, else 5 if an entry was "
+      "in use,\nelse 1 if a named key was not found.\n\n"
+      "--json prints an array of {key, action (removed, would_remove,\n"
+      "skipped_in_use, failed, not_found), corrupt (bool), bytes, message\n"
+      "(string or null)}.");
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_clean(cache, options);
+  };
+}
+
+void add_verify(CLI::App& app, Commands& commands) {
+  auto& options = commands.verify;
+  auto* command = app.add_subcommand(
+      "verify", "Check entries' files against their recorded SHA-256");
+  command->add_option("KEY", options.keys,
+                      "Entries to check (default: every valid entry)");
+  add_json_flag(command, options.json);
+  command->footer(
+      "Lines: \"ok KEY\", \"MISMATCH KEY: ...\", \"unverifiable KEY: ...\",\n"
+      "\"corrupt KEY: ...\", \"missing KEY\", \"busy KEY: ...\", "
+      "\"error KEY: ...\".\nExit: 3 on any mismatch or corrupt entry, 1 "
+      "when a named key is missing,\n4 when the only problems are "
+      "unverifiable entries, else 0.\n\n--json prints an array of {key, "
+      "result (ok, mismatch, unverifiable,\ncorrupt, missing, busy, error), "
+      "message (string or null)}.");
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_verify(cache, options);
+  };
+}
+
+void add_locks(CLI::App& app, Commands& commands) {
+  auto& options = commands.locks;
+  auto* command = app.add_subcommand(
+      "locks", "Show the cache's lock files and who holds them");
+  add_json_flag(command, options.json);
+  command->footer(
+      "Rows: NAME, PATH, then one \"pid=N (shared|exclusive) cmd=...\" line "
+      "per\nholder, or \"(none)\".\n\n--json prints an array of {name, "
+      "path, holders: [{pid, exclusive (bool),\ncmdline}]}.");
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_locks(cache, options);
+  };
+}
+
+// The first word that is neither an option nor --cache-dir's value: the
+// command the user meant, when CLI11 did not recognise one.
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--cache-dir") {
+      ++i;
+    } else if (!arg.empty() && arg[0] != '-') {
+      return std::string(arg);
+    }
+  }
+  return {};
+}
+
+int parse_failure(const CLI::App& app,
+                  const CLI::ParseError& error,
+                  int argc,
+                  char** argv) {
+  if (error.get_exit_code() == 0) {
+    // --help and --version.
+    return app.exit(error);
+  }
+  std::string message = one_line(error.what());
+  std::string word = command_word(argc, argv);
+  if (app.get_subcommands().empty() && !word.empty()) {
+    message = fmt::format("unknown command \"{}\"; the commands are list, "
+                          "lookup, store, clean, verify and locks",
+                          word);
+  }
+  fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
+  return k_exit_usage;
+}
+
+// An absolute root, so that printed entry paths work from any directory.
+std::string absolute_root(const std::string& dir) {
+  if (dir.empty()) {
+    throw CliError(k_exit_usage, "--cache-dir must not be empty");
+  }
+  std::string root = std::filesystem::absolute(dir).string();
+  while (root.size() > 1 && root.back() == '/') {
+    root.pop_back();
+  }
+  return root;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ktcache: a cache of built Linux kernel images", "ktcache"};
+  app.footer(k_main_footer);
+  app.require_subcommand(1);
+  // Global options are accepted after the command too.
+  app.fallthrough();
+  app.set_version_flag(
+      "--version", [] { return std::string(ktc_version()); },
+      "Print the library version and exit");
+
+  Commands commands;
+  Verbosity verbosity;
+  app.add_option_function<std::string>(
+         "--cache-dir",
+         [&commands](const std::string& dir) {
+           commands.global.cache_dir = dir;
+         },
+         "The cache root (default: $KTCACHE_DIR, then the XDG cache)")
+      ->type_name("DIR");
+  auto* verbose =
+      app.add_flag("-v,--verbose", verbosity.verbose,
+                   "More log output on stderr (-v info, -vv debug, -vvv "
+                   "trace)");
+  auto* quiet = app.add_flag("-q,--quiet", verbosity.quiet,
+                             "Log errors only (the default is warnings)");
+  verbose->excludes(quiet);
+  app.add_flag("--allow-network-fs", commands.global.allow_network_fs,
+               "Use a cache on NFS, CIFS, FUSE, ... although flock(2) may be "
+               "unreliable there");
+
+  add_list(app, commands);
+  add_lookup(app, commands);
+  add_store(app, commands);
+  add_clean(app, commands);
+  add_verify(app, commands);
+  add_locks(app, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return parse_failure(app, error, argc, argv);
+  }
+  ktc_log_set_callback(verbosity.log_level(), log_to_stderr, nullptr);
+
+  try {
+    if (commands.global.cache_dir) {
+      commands.global.cache_dir = absolute_root(*commands.global.cache_dir);
+    }
+    commands.list.cache_dir = commands.global.cache_dir;
+    CachePtr cache = open_cache(commands.global);
+    for (const auto& [command, run] : commands.runners) {
+      if (command->parsed()) {
+        return run(cache.get());
+      }
+    }
+    throw CliError(k_exit_usage, "no command given");
+  } catch (const CliError& error) {
+    fmt::print(stderr, "ktcache: {}\n", error.what());
+    return error.exit_code();
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "ktcache: {}\n", one_line(error.what()));
+    return k_exit_environment;
+  }
+}
