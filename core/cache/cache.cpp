@@ -169,12 +169,7 @@ bool entry_dir_exists(int root_fd, const std::string& key) {
 Result<Entry> Cache::lookup(const std::string& key, bool lease) {
   KTC_TRY(validate_key(key));
 
-  FileLock lock;
-  if (lease) {
-    KTC_TRY_ASSIGN(
-        lock, lock_entry(key, LockMode::shared, m_options.shared_lock_timeout));
-  }
-
+  // The root first: a lease must not create a cache that does not exist.
   Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) {
     if (errno == ENOENT) {
@@ -183,23 +178,27 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
     return errno_error(errno, "cannot open cache root " + m_options.root);
   }
 
+  FileLock lock;
+  if (lease) {
+    KTC_TRY_ASSIGN(
+        lock, lock_entry(key, LockMode::shared, m_options.shared_lock_timeout));
+  }
+
   Entry entry = read_entry(key, root.get());
-  if (!entry.valid() && !lease && !entry_dir_exists(root.get(), key)) {
-    // The replace fallback briefly moves the old entry aside under the
-    // exclusive lock; wait for that store instead of reporting a miss.
-    // Without a lock file nobody ever stored this key: a plain miss.
+  if (!entry.valid() && !lease) {
+    // Without a lock a store replacing the entry can spoil this read: the
+    // old directory is emptied after the swap while we read it, or the
+    // fallback briefly has the key missing, or the store ends between our
+    // read and now. Read again under the shared lock, which waits for such
+    // a store. Without a lock file nobody ever stored this key: a miss.
     LockRequest request;
     request.path = lock_path(key);
     request.what = fmt::format("cache entry \"{}\"", key);
     request.mode = LockMode::shared;
+    request.timeout = m_options.shared_lock_timeout;
     request.create = false;
-    auto probe = acquire_lock(request);
-    if (!probe && probe.error().status == Status::locked) {
-      request.timeout = m_options.shared_lock_timeout;
-      auto waited = acquire_lock(request);
-      if (waited) {
-        entry = read_entry(key, root.get());
-      }
+    if (auto locked = acquire_lock(request)) {
+      entry = read_entry(key, root.get());
     }
   }
 
@@ -284,12 +283,16 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
 
 Result<void> Cache::verify(const std::string& key) {
   KTC_TRY(validate_key(key));
-  KTC_TRY_ASSIGN(FileLock lock, lock_entry(key, LockMode::shared,
-                                           m_options.shared_lock_timeout));
+  // The root first: verifying must not create a cache that does not exist.
   Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) {
+    if (errno == ENOENT) {
+      return make_error(Status::not_found, "no entry for key \"{}\"", key);
+    }
     return errno_error(errno, "cannot open cache root " + m_options.root);
   }
+  KTC_TRY_ASSIGN(FileLock lock, lock_entry(key, LockMode::shared,
+                                           m_options.shared_lock_timeout));
   Entry entry = read_entry(key, root.get());
   if (!entry.valid()) {
     if (!entry_dir_exists(root.get(), key)) {

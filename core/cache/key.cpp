@@ -19,6 +19,23 @@ bool is_safe_key_char(char c) {
          c == ',' || c == '=' || c == '~' || c == '-';
 }
 
+// The start of a rejected name for a message: control bytes (a NUL would
+// cut the message short at the C ABI, a newline would split it) as \xNN.
+std::string quoted_prefix(std::string_view name) {
+  std::string shown;
+  for (char c : name.substr(0, 64)) {
+    if (is_control(c)) {
+      shown += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      shown += c;
+    }
+  }
+  if (name.size() > 64) {
+    shown += "...";
+  }
+  return shown;
+}
+
 // Makes one part of a key safe; see ktc_key_compose() for the rules.
 std::string sanitize_part(std::string_view part) {
   std::string safe;
@@ -44,9 +61,8 @@ std::string sanitize_part(std::string_view part) {
 
 Result<void> validate_key(std::string_view key) {
   auto invalid = [&](std::string_view rule) {
-    return make_error(
-        Status::invalid, "invalid cache key \"{}\": {}",
-        std::string(key.substr(0, 64)) + (key.size() > 64 ? "..." : ""), rule);
+    return make_error(Status::invalid, "invalid cache key \"{}\": {}",
+                      quoted_prefix(key), rule);
   };
   bool blank = std::all_of(key.begin(), key.end(), [](char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
@@ -90,7 +106,7 @@ Result<void> validate_key(std::string_view key) {
 Result<void> validate_image_name(std::string_view name) {
   auto invalid = [&](std::string_view rule) {
     return make_error(Status::invalid, "invalid image name \"{}\": {}",
-                      name.substr(0, 64), rule);
+                      quoted_prefix(name), rule);
   };
   if (name.empty()) {
     return invalid("must not be empty");

@@ -125,7 +125,9 @@ std::string_view to_string(CopyMethod method) {
 
 Result<CopyResult>
 copy_file(const std::string& source, int dir_fd, const std::string& name) {
-  Fd in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  // writer before the regular-file check below could refuse it.
+  Fd in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!in) {
     if (errno == ELOOP) {
       return make_error(Status::invalid, "{} is a symbolic link", source);
@@ -138,6 +140,10 @@ copy_file(const std::string& source, int dir_fd, const std::string& name) {
   }
   if (!S_ISREG(st.st_mode)) {
     return make_error(Status::invalid, "{} is not a regular file", source);
+  }
+  // Back to blocking I/O for the copy (no status flag was set but that one).
+  if (::fcntl(in.get(), F_SETFL, 0) != 0) {
+    return errno_error(errno, "cannot open " + source);
   }
   auto size = static_cast<uint64_t>(st.st_size);
 
@@ -258,7 +264,10 @@ write_file(int dir_fd, const std::string& name, std::string_view data) {
 
 Result<std::string>
 read_file(int dir_fd, const std::string& name, int* error_number) {
-  Fd in(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK and the type check: a FIFO must not block the reader, nor a
+  // device feed it without end.
+  Fd in(::openat(dir_fd, name.c_str(),
+                 O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   auto fail = [&](int error) {
     if (error_number != nullptr) {
       *error_number = error;
@@ -267,6 +276,16 @@ read_file(int dir_fd, const std::string& name, int* error_number) {
   };
   if (!in) {
     return fail(errno);
+  }
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) {
+    return fail(errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return fail(EISDIR);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return fail(EINVAL);
   }
   std::string data;
   char buffer[16384];

@@ -227,7 +227,7 @@ ScopedEnv::~ScopedEnv() {
 
 std::string env_path(const char* name) {
   const char* value = std::getenv(name);
-  REQUIRE_MESSAGE(value != nullptr, name, " is not set (run through meson)");
+  REQUIRE_MESSAGE(value != nullptr, std::string(name), " is not set (run through meson)");
   return value;
 }
 

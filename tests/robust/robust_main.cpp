@@ -1,0 +1,59 @@
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "robust_main.hpp"
+
+#include "test_util.hpp"
+
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+namespace ktc::test {
+namespace {
+std::string g_run_dir;
+} // namespace
+
+const std::string& run_dir() {
+  return g_run_dir;
+}
+
+} // namespace ktc::test
+
+namespace ktc::robust {
+namespace {
+bool g_skipped = false;
+} // namespace
+
+void skip_run(const std::string& reason) {
+  std::fprintf(stderr, "skipped: %s\n", reason.c_str());
+  g_skipped = true;
+}
+
+int run_doctest(int argc, char** argv) {
+  std::string base = "/tmp";
+  if (const char* tmp = std::getenv("TMPDIR"); tmp != nullptr && *tmp) {
+    base = tmp;
+  }
+  std::string pattern = base + "/ktcache-test-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    std::perror("mkdtemp");
+    return 2;
+  }
+  ktc::test::g_run_dir = pattern;
+
+  doctest::Context context;
+  context.applyCommandLine(argc, argv);
+  int result = context.run();
+  if (result != 0) {
+    std::fprintf(stderr, "test scratch directory kept: %s\n", pattern.c_str());
+    return result;
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(pattern, ignored);
+  return g_skipped && !context.shouldExit() ? k_exit_skipped : result;
+}
+
+} // namespace ktc::robust
