@@ -19,7 +19,7 @@ struct CopyResult {
   CopyMethod method = CopyMethod::read_write;
 };
 
-// Copies the regular file `source` (opened O_NOFOLLOW) to a new file `name`
+// Copies the regular file `source` (symbolic links followed) to a new file `name`
 // in `dir_fd` (created O_EXCL, mode 0666 & ~umask), hashing it on the way.
 // Tries FICLONE, then copy_file_range, then sendfile, then read/write;
 // handles short counts and EXDEV. The new file is fsynced. Forcing a method
