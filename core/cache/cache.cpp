@@ -96,20 +96,11 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
   entry.key = key;
   entry.path = m_options.root + "/" + key;
 
-  // One directory descriptor for everything below, so the metadata and the
-  // image come from the same entry even if a store swaps it meanwhile.
-  Fd dir(::openat(root_fd, key.c_str(),
-                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir) {
-    int error = errno;
-    entry.corruption = Corruption{
-        error == ENOENT ? CorruptKind::missing : CorruptKind::unreadable,
-        fmt::format("entry directory unreadable: {}", std::strerror(error))};
-    return entry;
-  }
-
+  // Relative to the root and without following any link: a store that
+  // swaps the entry between the two reads below leaves both whole, and a
+  // leased reader (the one that must see one entry) excludes stores.
   int error = 0;
-  auto text = fs::read_file(dir.get(), "metadata.json", &error);
+  auto text = fs::read_small_file(root_fd, key + "/metadata.json", &error);
   if (!text) {
     if (error == ENOENT) {
       entry.corruption =
@@ -129,8 +120,9 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
     return entry;
   }
   std::string image_name(metadata->image_name());
+  std::string image_path = key + "/" + image_name;
   struct stat st;
-  if (::fstatat(dir.get(), image_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+  if (::fstatat(root_fd, image_path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
       !S_ISREG(st.st_mode)) {
     entry.corruption = Corruption{
         CorruptKind::image_missing,
@@ -143,17 +135,35 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
 
 namespace {
 
-// The time of last use is the lock file's mtime: touching it is one cheap
-// syscall, it survives entry swaps (the lock lives outside the entry), and
-// it needs no write to the entry itself. Failures (read-only cache, no
-// lock file yet) are ignored on purpose.
-void record_use(const std::string& lock_file) {
-  ::utimensat(AT_FDCWD, lock_file.c_str(), nullptr, 0);
-}
+// How stale the recorded last use may get before a lookup refreshes it,
+// like relatime: eviction needs minutes, not microseconds, and a write to
+// the inode on every lookup costs more than the lookup itself.
+constexpr int64_t k_last_use_granularity = 60;
 
-int64_t last_use(const std::string& lock_file) {
+// The time of last use is the lock file's mtime: it survives entry swaps
+// (the lock lives outside the entry) and needs no write to the entry.
+// Returns it (-1 when unknown). Failures (a read-only cache, no lock file
+// yet) are ignored on purpose.
+int64_t touch_last_use(const std::string& lock_file) {
   struct stat st;
   if (::stat(lock_file.c_str(), &st) != 0) {
+    return -1;
+  }
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  if (now.tv_sec - st.st_mtim.tv_sec < k_last_use_granularity &&
+      now.tv_sec >= st.st_mtim.tv_sec) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec);
+  }
+  if (::utimensat(AT_FDCWD, lock_file.c_str(), nullptr, 0) != 0) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec);
+  }
+  return static_cast<int64_t>(now.tv_sec);
+}
+
+int64_t last_use(int locks_fd, const std::string& name) {
+  struct stat st;
+  if (locks_fd < 0 || ::fstatat(locks_fd, name.c_str(), &st, 0) != 0) {
     return -1;
   }
   return static_cast<int64_t>(st.st_mtim.tv_sec);
@@ -170,12 +180,9 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
   KTC_TRY(validate_key(key));
 
   // The root first: a lease must not create a cache that does not exist.
-  Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root) {
-    if (errno == ENOENT) {
-      return make_error(Status::not_found, "no entry for key \"{}\"", key);
-    }
-    return errno_error(errno, "cannot open cache root " + m_options.root);
+  KTC_TRY_ASSIGN(int root_fd, root_dir());
+  if (root_fd < 0) {
+    return make_error(Status::not_found, "no entry for key \"{}\"", key);
   }
 
   FileLock lock;
@@ -184,7 +191,7 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
         lock, lock_entry(key, LockMode::shared, m_options.shared_lock_timeout));
   }
 
-  Entry entry = read_entry(key, root.get());
+  Entry entry = read_entry(key, root_fd);
   if (!entry.valid() && !lease) {
     // Without a lock a store replacing the entry can spoil this read: the
     // old directory is emptied after the swap while we read it, or the
@@ -198,24 +205,53 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
     request.timeout = m_options.shared_lock_timeout;
     request.create = false;
     if (auto locked = acquire_lock(request)) {
-      entry = read_entry(key, root.get());
+      entry = read_entry(key, root_fd);
     }
   }
 
-  if (!entry.valid()) {
-    if (entry.corruption->kind == CorruptKind::missing &&
-        !entry_dir_exists(root.get(), key)) {
-      return make_error(Status::not_found, "no entry for key \"{}\"", key);
+  auto missing = [&] {
+    return !entry.valid() && entry.corruption->kind == CorruptKind::missing &&
+           !entry_dir_exists(root_fd, key);
+  };
+  if (missing()) {
+    // A root removed and made anew under us (rm -rf of the cache) would
+    // hide every entry from the descriptor kept from before.
+    struct stat st;
+    if (::fstat(root_fd, &st) == 0 && st.st_nlink == 0) {
+      m_root.reset();
+      KTC_TRY_ASSIGN(root_fd, root_dir());
+      if (root_fd < 0) {
+        return make_error(Status::not_found, "no entry for key \"{}\"", key);
+      }
+      entry = read_entry(key, root_fd);
     }
+  }
+  if (missing()) {
+    return make_error(Status::not_found, "no entry for key \"{}\"", key);
+  }
+  if (!entry.valid()) {
     return make_error(Status::corrupt, "cache entry \"{}\" is corrupt: {}", key,
                       entry.corruption->reason);
   }
 
-  std::string lock_file = lock_path(key);
-  record_use(lock_file);
-  entry.last_used = last_use(lock_file);
+  entry.last_used = touch_last_use(lock_path(key));
   entry.lease = std::move(lock);
   return entry;
+}
+
+Result<int> Cache::root_dir() {
+  if (m_root) {
+    return m_root.get();
+  }
+  Fd root(::open(m_options.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    if (errno == ENOENT) {
+      return -1;
+    }
+    return errno_error(errno, "cannot open cache root " + m_options.root);
+  }
+  m_root = std::move(root);
+  return m_root.get();
 }
 
 std::vector<Entry> Cache::list_entries(Result<void>* error) {
@@ -227,6 +263,7 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
     }
     return entries;
   }
+  Fd locks(::openat(root.get(), ".locks", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   int scan_fd = ::openat(root.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR* stream = scan_fd >= 0 ? ::fdopendir(scan_fd) : nullptr;
   if (stream == nullptr) {
@@ -259,7 +296,7 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
       continue;
     }
     Entry entry = read_entry(name, root.get());
-    entry.last_used = last_use(lock_path(name));
+    entry.last_used = last_use(locks.get(), name + ".lock");
     entries.push_back(std::move(entry));
   }
   ::closedir(stream);

@@ -123,7 +123,12 @@ private:
   // Reads and classifies the entry at <root>/<key> (no lock).
   Entry read_entry(const std::string& key, int root_fd);
 
+  // The root directory, opened by the first lookup and kept: lookups are
+  // the hot path. -1 (not kept) while the root does not exist.
+  Result<int> root_dir();
+
   CacheOptions m_options;
+  Fd m_root;
   bool m_filesystem_checked = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include "cache/key.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
@@ -107,9 +108,13 @@ struct SyntaxResult {
 // means the text was a valid prefix that stopped early. Classifying by
 // error code instead would be wrong: Boost reports a cut after "1." or
 // "1e+" as error::syntax, not error::incomplete.
-SyntaxResult parse_syntax(std::string_view text) {
+SyntaxResult parse_syntax(std::string_view text,
+                          json::storage_ptr storage = {}) {
   SyntaxResult result;
-  json::stream_parser parser;
+  // Scratch space for the parser's own stack; values go to `storage`.
+  unsigned char scratch[4096];
+  json::stream_parser parser({}, {}, scratch, sizeof scratch);
+  parser.reset(std::move(storage));
   boost::system::error_code error;
   size_t used = parser.write_some(text.data(), text.size(), error);
   if (error) {
@@ -600,6 +605,32 @@ std::string_view to_string(CorruptKind kind) {
 
 std::optional<Metadata> Metadata::parse(std::string_view text,
                                         Corruption* corruption) {
+  // The hot path (every lookup): one parse into an arena that the parsed
+  // object owns, so building and freeing it cost a few bump allocations.
+  // A document Boost.JSON accepts is valid UTF-8 (it checks strings, and
+  // only ASCII is allowed outside them), so the UTF-8 scan below only runs
+  // to explain a failure.
+  {
+    SyntaxResult fast = parse_syntax(
+        text, json::make_shared_resource<json::monotonic_resource>());
+    if (fast.verdict == SyntaxVerdict::complete) {
+      if (!fast.value.is_object()) {
+        set_corruption(
+            corruption, CorruptKind::schema_drift,
+            fmt::format("metadata.json schema drift: expected an object at "
+                        "the top level, found {}",
+                        describe_kind(fast.value)));
+        return std::nullopt;
+      }
+      auto metadata =
+          from_object(std::move(fast.value.get_object()), corruption);
+      if (metadata) {
+        metadata->m_text = std::string(text);
+      }
+      return metadata;
+    }
+  }
+
   std::string_view json_text = text;
   std::optional<Utf8Problem> bad_utf8 = find_invalid_utf8(text);
   if (bad_utf8 && bad_utf8->cut_at_end) {

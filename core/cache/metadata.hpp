@@ -69,6 +69,9 @@ public:
   static std::optional<Metadata> from_object(boost::json::object object,
                                              Corruption* corruption);
 
+  // The text this was parsed from (empty when built in memory).
+  const std::string& text() const { return m_text; }
+
   const boost::json::object& object() const { return m_object; }
   boost::json::object& object() { return m_object; }
 
@@ -104,6 +107,7 @@ public:
 
 private:
   boost::json::object m_object;
+  std::string m_text;
 };
 
 // "YYYY-MM-DDTHH:MM:SSZ" for the current UTC time.

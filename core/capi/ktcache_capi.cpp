@@ -88,7 +88,11 @@ struct ktc_lock_list {
 
 ktc_entry::ktc_entry(ktc::cache::Entry from) : entry(std::move(from)) {
   if (entry.valid()) {
-    metadata_json = entry.metadata->to_compact_json();
+    // The file's own text when it was read from disk: no second
+    // serialisation on the lookup path.
+    if (entry.metadata->text().empty()) {
+      metadata_json = entry.metadata->to_compact_json();
+    }
     image_path = entry.image_path();
     vmlinux_path = entry.vmlinux_path();
     config_path = entry.config_path();
@@ -502,7 +506,10 @@ int ktc_entry_get_info(const ktc_entry* entry, ktc_entry_info* info) {
     full.state = source.valid() ? KTC_ENTRY_VALID : KTC_ENTRY_CORRUPT;
     full.key = source.key.c_str();
     full.path = source.path.c_str();
-    full.metadata_json = c_str_or_null(entry->metadata_json);
+    full.metadata_json = !entry->metadata_json.empty()
+                             ? entry->metadata_json.c_str()
+                         : source.valid() ? source.metadata->text().c_str()
+                                          : nullptr;
     full.image_path = c_str_or_null(entry->image_path);
     full.vmlinux_path = c_str_or_null(entry->vmlinux_path);
     full.config_path = c_str_or_null(entry->config_path);

@@ -7,9 +7,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -300,6 +302,63 @@ read_file(int dir_fd, const std::string& name, int* error_number) {
       break;
     }
     data.append(buffer, static_cast<size_t>(got));
+  }
+  return data;
+}
+
+Result<std::string> read_small_file(int dir_fd,
+                                    const std::string& relative_path,
+                                    int* error_number) {
+  auto fail = [&](int error) {
+    if (error_number != nullptr) {
+      *error_number = error;
+    }
+    return errno_error(error, "cannot read " + relative_path);
+  };
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+  int raw = static_cast<int>(
+      ::syscall(SYS_openat2, dir_fd, relative_path.c_str(), &how, sizeof how));
+  if (raw < 0 && errno == ENOSYS) {
+    // Kernels before 5.6: only the last component is checked.
+    raw = ::openat(dir_fd, relative_path.c_str(),
+                   O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  }
+  Fd in(raw);
+  if (!in) {
+    return fail(errno == EXDEV ? ELOOP : errno);
+  }
+  constexpr size_t k_limit = 1u << 20;
+  std::string data;
+  char buffer[16384];
+  for (;;) {
+    ssize_t got = ::read(in.get(), buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail(errno);
+    }
+    data.append(buffer, static_cast<size_t>(got));
+    // A short read of a regular file is its end; anything else that keeps
+    // filling the buffer (a device) stops at the limit.
+    if (static_cast<size_t>(got) < sizeof buffer) {
+      break;
+    }
+    if (data.size() > k_limit) {
+      return fail(EFBIG);
+    }
+  }
+  if (data.empty()) {
+    // Empty, or a FIFO without a writer: only a regular file is a file.
+    struct stat st;
+    if (::fstat(in.get(), &st) != 0) {
+      return fail(errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return fail(S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+    }
   }
   return data;
 }

@@ -19,9 +19,9 @@ struct CopyResult {
   CopyMethod method = CopyMethod::read_write;
 };
 
-// Copies the regular file `source` (symbolic links followed) to a new file `name`
-// in `dir_fd` (created O_EXCL, mode 0666 & ~umask), hashing it on the way.
-// Tries FICLONE, then copy_file_range, then sendfile, then read/write;
+// Copies the regular file `source` (symbolic links followed) to a new file
+// `name` in `dir_fd` (created O_EXCL, mode 0666 & ~umask), hashing it on the
+// way. Tries FICLONE, then copy_file_range, then sendfile, then read/write;
 // handles short counts and EXDEV. The new file is fsynced. Forcing a method
 // for tests: KTCACHE_TEST_COPY=clone|copy_file_range|sendfile|read_write
 // makes it start at that step.
@@ -36,6 +36,16 @@ write_file(int dir_fd, const std::string& name, std::string_view data);
 // The errno of a failure is kept in Error::message and in `*error_number`.
 Result<std::string>
 read_file(int dir_fd, const std::string& name, int* error_number = nullptr);
+
+// Reads a small file (at most 1 MiB; EFBIG beyond) at `relative_path`
+// below `dir_fd` without following any symbolic link on the way
+// (openat2 RESOLVE_NO_SYMLINKS where the kernel has it). Made for the
+// lookup path: open, usually one read, close. A FIFO or device never
+// blocks or feeds it without end. The errno of a failure is in
+// `*error_number`.
+Result<std::string> read_small_file(int dir_fd,
+                                    const std::string& relative_path,
+                                    int* error_number = nullptr);
 
 // Opens a directory (O_DIRECTORY | O_CLOEXEC, optionally O_NOFOLLOW).
 Result<Fd> open_dir(int dir_fd, const std::string& path, bool nofollow);

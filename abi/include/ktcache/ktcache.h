@@ -268,8 +268,10 @@ typedef struct ktc_entry_info {
   const char* key;
   /** The entry directory. */
   const char* path;
-  /** Valid entries: the metadata as a compact JSON object, with every
-   * field the file holds (unknown ones included). NULL when corrupt. */
+  /** Valid entries: the metadata as a JSON object, with every field the
+   * file holds (unknown ones included): the text of metadata.json as read,
+   * or a compact serialisation for a just-stored entry. NULL when
+   * corrupt. */
   const char* metadata_json;
   /** Valid entries: the boot image's path. NULL when corrupt. */
   const char* image_path;
