@@ -16,8 +16,15 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace ktc::cache {
+namespace {
+
+// How many parsed metadata files a handle keeps (see ParsedMetadata).
+constexpr size_t k_parse_cache_limit = 256;
+
+} // namespace
 
 std::string host_arch() {
   struct utsname name;
@@ -91,7 +98,9 @@ Result<FileLock> Cache::lock_entry(const std::string& key,
   return acquire_lock(request);
 }
 
-Entry Cache::read_entry(const std::string& key, int root_fd) {
+Entry Cache::read_entry(const std::string& key,
+                        int root_fd,
+                        bool use_parse_cache) {
   Entry entry;
   entry.key = key;
   entry.path = m_options.root + "/" + key;
@@ -100,8 +109,7 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
   // swaps the entry between the two reads below leaves both whole, and a
   // leased reader (the one that must see one entry) excludes stores.
   int error = 0;
-  auto text = fs::read_small_file(root_fd, key + "/metadata.json", &error);
-  if (!text) {
+  auto fail = [&] {
     if (error == ENOENT) {
       entry.corruption =
           Corruption{CorruptKind::missing, "metadata.json missing"};
@@ -110,18 +118,48 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
           CorruptKind::unreadable,
           fmt::format("metadata.json unreadable: {}", std::strerror(error))};
     }
-    return entry;
+    return std::move(entry);
+  };
+  std::string relative = key + "/metadata.json";
+  auto file = fs::open_beneath(root_fd, relative, &error);
+  if (!file) {
+    return fail();
   }
 
-  Corruption corruption;
-  auto metadata = Metadata::parse(*text, &corruption);
-  if (!metadata) {
-    entry.corruption = std::move(corruption);
-    return entry;
+  std::shared_ptr<const Metadata> metadata;
+  struct stat st;
+  bool identified = use_parse_cache && ::fstat(file->get(), &st) == 0;
+  auto cached = identified ? m_parsed.find(key) : m_parsed.end();
+  if (cached != m_parsed.end() && cached->second.device == st.st_dev &&
+      cached->second.inode == st.st_ino && cached->second.size == st.st_size &&
+      cached->second.ctime_ns ==
+          st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec) {
+    metadata = cached->second.metadata;
+  } else {
+    auto text = fs::read_small(file->get(), relative, &error);
+    if (!text) {
+      return fail();
+    }
+    Corruption corruption;
+    auto parsed = Metadata::parse(*text, &corruption);
+    if (!parsed) {
+      entry.corruption = std::move(corruption);
+      return entry;
+    }
+    metadata = std::make_shared<const Metadata>(std::move(*parsed));
+    if (identified) {
+      if (m_parsed.size() >= k_parse_cache_limit) {
+        m_parsed.clear();
+      }
+      m_parsed[key] = ParsedMetadata{
+          st.st_dev, st.st_ino, st.st_size,
+          st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec, metadata};
+    }
   }
+  file->reset();
+
   std::string image_name(metadata->image_name());
   std::string image_path = key + "/" + image_name;
-  struct stat st;
   if (::fstatat(root_fd, image_path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
       !S_ISREG(st.st_mode)) {
     entry.corruption = Corruption{
@@ -129,7 +167,7 @@ Entry Cache::read_entry(const std::string& key, int root_fd) {
         fmt::format("image file {} missing from entry directory", image_name)};
     return entry;
   }
-  entry.metadata = std::move(*metadata);
+  entry.metadata = std::move(metadata);
   return entry;
 }
 
@@ -191,7 +229,7 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
         lock, lock_entry(key, LockMode::shared, m_options.shared_lock_timeout));
   }
 
-  Entry entry = read_entry(key, root_fd);
+  Entry entry = read_entry(key, root_fd, true);
   if (!entry.valid() && !lease) {
     // Without a lock a store replacing the entry can spoil this read: the
     // old directory is emptied after the swap while we read it, or the
@@ -234,9 +272,30 @@ Result<Entry> Cache::lookup(const std::string& key, bool lease) {
                       entry.corruption->reason);
   }
 
-  entry.last_used = touch_last_use(lock_path(key));
+  entry.last_used = note_use(key);
   entry.lease = std::move(lock);
   return entry;
+}
+
+int64_t Cache::note_use(const std::string& key) {
+  // A handle that looked this key up moments ago already refreshed the lock
+  // file's time: skip even the stat, which a hot lookup loop would pay
+  // every time.
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  auto found = m_recent_uses.find(key);
+  if (found != m_recent_uses.end() && now.tv_sec >= found->second &&
+      now.tv_sec - found->second < k_last_use_granularity) {
+    return found->second;
+  }
+  int64_t when = touch_last_use(lock_path(key));
+  if (when >= 0) {
+    if (m_recent_uses.size() >= 4096) {
+      m_recent_uses.clear();
+    }
+    m_recent_uses[key] = when;
+  }
+  return when;
 }
 
 Result<int> Cache::root_dir() {
@@ -275,6 +334,7 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
     }
     return entries;
   }
+  std::vector<std::string> names;
   while (dirent* ent = ::readdir(stream)) {
     std::string name = ent->d_name;
     if (name.empty() || name.front() == '.') {
@@ -295,26 +355,58 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
       KTC_LOG(debug, "Skipping {}: {}", name, valid.error().message);
       continue;
     }
-    Entry entry = read_entry(name, root.get());
-    entry.last_used = last_use(locks.get(), name + ".lock");
-    entries.push_back(std::move(entry));
+    names.push_back(std::move(name));
   }
   ::closedir(stream);
 
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const Entry& a, const Entry& b) {
-                     if (a.valid() != b.valid()) {
-                       return a.valid();
-                     }
-                     if (a.valid()) {
-                       auto a_time = a.metadata->built_at();
-                       auto b_time = b.metadata->built_at();
-                       if (a_time != b_time) {
-                         return a_time > b_time;
-                       }
-                     }
-                     return a.key < b.key;
-                   });
+  // Reading an entry is a few syscalls and a JSON parse, independent of
+  // the others: a large cache is read by two threads.
+  std::vector<Entry> read(names.size());
+  auto read_range = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      read[i] = read_entry(names[i], root.get());
+      read[i].last_used = last_use(locks.get(), names[i] + ".lock");
+    }
+  };
+  constexpr size_t k_parallel_threshold = 256;
+  if (names.size() >= k_parallel_threshold) {
+    size_t half = names.size() / 2;
+    std::thread helper(read_range, half, names.size());
+    read_range(0, half);
+    helper.join();
+  } else {
+    read_range(0, names.size());
+  }
+
+  // Sort indices by precomputed keys: moving whole entries around costs
+  // more than the comparisons.
+  struct SortKey {
+    bool valid;
+    std::string_view built_at;
+    std::string_view key;
+    size_t index;
+  };
+  std::vector<SortKey> order;
+  order.reserve(read.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    order.push_back(
+        {read[i].valid(),
+         read[i].valid() ? read[i].metadata->built_at() : std::string_view(),
+         read[i].key, i});
+  }
+  std::sort(order.begin(), order.end(), [](const SortKey& a, const SortKey& b) {
+    if (a.valid != b.valid) {
+      return a.valid;
+    }
+    if (a.built_at != b.built_at) {
+      return a.built_at > b.built_at;
+    }
+    return a.key < b.key;
+  });
+  entries.reserve(read.size());
+  for (const SortKey& item : order) {
+    entries.push_back(std::move(read[item.index]));
+  }
   return entries;
 }
 

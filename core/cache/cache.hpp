@@ -5,10 +5,14 @@
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ktc::cache {
@@ -27,13 +31,15 @@ struct CacheOptions {
 struct Entry {
   std::string key;
   std::string path; // <root>/<key>
-  std::optional<Metadata> metadata;
+  // Shared and immutable: a handle reuses the parse of a metadata.json
+  // that has not changed since (see Cache::read_entry).
+  std::shared_ptr<const Metadata> metadata;
   std::optional<Corruption> corruption;
   int64_t last_used = -1; // seconds since the epoch, -1 unknown
   // Held for a leased lookup; released with the entry.
   FileLock lease;
 
-  bool valid() const { return metadata.has_value(); }
+  bool valid() const { return metadata != nullptr; }
   std::string image_path() const;
   // Empty when the entry has no such file.
   std::string vmlinux_path() const;
@@ -121,14 +127,35 @@ private:
   Result<void>
   publish(int root_fd, const std::string& temp_name, const std::string& key);
   // Reads and classifies the entry at <root>/<key> (no lock).
-  Entry read_entry(const std::string& key, int root_fd);
+  // With `use_parse_cache`, a metadata.json unchanged since this handle
+  // last parsed it is not parsed again (lookups); list and verify read
+  // afresh.
+  Entry
+  read_entry(const std::string& key, int root_fd, bool use_parse_cache = false);
 
   // The root directory, opened by the first lookup and kept: lookups are
   // the hot path. -1 (not kept) while the root does not exist.
   Result<int> root_dir();
+  // Records a use of `key` (see touch_last_use in cache.cpp); returns the
+  // recorded time of last use, -1 when unknown.
+  int64_t note_use(const std::string& key);
 
   CacheOptions m_options;
   Fd m_root;
+  // The last parse of each key's metadata.json, with the identity of the
+  // file it came from. Entries are never changed in place (a store writes
+  // new files and renames), so the same inode with the same ctime and size
+  // is the same text.
+  struct ParsedMetadata {
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = 0;
+    int64_t ctime_ns = 0;
+    std::shared_ptr<const Metadata> metadata;
+  };
+  std::unordered_map<std::string, ParsedMetadata> m_parsed;
+  // Keys this handle refreshed recently, with the time recorded.
+  std::unordered_map<std::string, int64_t> m_recent_uses;
   bool m_filesystem_checked = false;
 };
 

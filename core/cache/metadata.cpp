@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <memory>
 #include <span>
 
 namespace ktc::cache {
@@ -138,7 +139,10 @@ SyntaxResult parse_syntax(std::string_view text,
                                       describe_position(text, text.size()));
     return result;
   }
-  result.value = parser.release();
+  // Constructed, not assigned: assigning a value into one that lives in
+  // another memory resource copies it element by element.
+  std::destroy_at(&result.value);
+  std::construct_at(&result.value, parser.release());
   return result;
 }
 
@@ -685,6 +689,15 @@ std::optional<Metadata> Metadata::from_object(boost::json::object object,
     return std::nullopt;
   }
   return Metadata(std::move(object));
+}
+
+Metadata& Metadata::operator=(Metadata&& other) noexcept {
+  if (this != &other) {
+    std::destroy_at(&m_object);
+    std::construct_at(&m_object, std::move(other.m_object));
+    m_text = std::move(other.m_text);
+  }
+  return *this;
 }
 
 std::string_view Metadata::image_name() const {

@@ -57,6 +57,12 @@ class Metadata {
 public:
   Metadata() = default;
   explicit Metadata(boost::json::object object) : m_object(std::move(object)) {}
+  Metadata(const Metadata&) = default;
+  Metadata(Metadata&&) noexcept = default;
+  Metadata& operator=(const Metadata&) = default;
+  // Moves keep the object in its own memory resource (a parse arena);
+  // boost::json's move assignment would copy it into the target's.
+  Metadata& operator=(Metadata&& other) noexcept;
 
   // Parses and checks the text of a metadata.json. A failure is classified
   // as malformed, truncated, schema_drift, or unreadable (invalid UTF-8),

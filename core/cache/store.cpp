@@ -346,8 +346,8 @@ Result<Entry> Cache::store(const std::string& key,
   // that changed the cache. An unsynced rename only risks a power cut
   // bringing back the old entry, or the temp directory for the sweep.
   if (auto synced = fs::sync_dir(root.get(), m_options.root); !synced) {
-    KTC_LOG(warn, "Failed to sync {} after storing {}: {}", m_options.root,
-            key, synced.error().message);
+    KTC_LOG(warn, "Failed to sync {} after storing {}: {}", m_options.root, key,
+            synced.error().message);
   }
   ::futimens(lock.fd(), nullptr);
   KTC_LOG(info, "Stored {}", key);
@@ -355,7 +355,7 @@ Result<Entry> Cache::store(const std::string& key,
   Entry entry;
   entry.key = key;
   entry.path = m_options.root + "/" + key;
-  entry.metadata = std::move(metadata);
+  entry.metadata = std::make_shared<const Metadata>(std::move(metadata));
   entry.last_used = static_cast<int64_t>(::time(nullptr));
   return entry;
 }

@@ -306,34 +306,41 @@ read_file(int dir_fd, const std::string& name, int* error_number) {
   return data;
 }
 
-Result<std::string> read_small_file(int dir_fd,
-                                    const std::string& relative_path,
-                                    int* error_number) {
-  auto fail = [&](int error) {
-    if (error_number != nullptr) {
-      *error_number = error;
-    }
-    return errno_error(error, "cannot read " + relative_path);
-  };
+Result<Fd>
+open_beneath(int dir_fd, const std::string& relative_path, int* error_number) {
   open_how how{};
   how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
   int raw = static_cast<int>(
       ::syscall(SYS_openat2, dir_fd, relative_path.c_str(), &how, sizeof how));
   if (raw < 0 && errno == ENOSYS) {
-    // Kernels before 5.6: only the last component is checked.
     raw = ::openat(dir_fd, relative_path.c_str(),
                    O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   }
-  Fd in(raw);
-  if (!in) {
-    return fail(errno == EXDEV ? ELOOP : errno);
+  if (raw < 0) {
+    // EXDEV is how RESOLVE_BENEATH refuses; it means a link, as ELOOP does.
+    int error = errno == EXDEV ? ELOOP : errno;
+    if (error_number != nullptr) {
+      *error_number = error;
+    }
+    return errno_error(error, "cannot open " + relative_path);
   }
+  return Fd(raw);
+}
+
+Result<std::string>
+read_small(int fd, std::string_view name_for_errors, int* error_number) {
+  auto fail = [&](int error) {
+    if (error_number != nullptr) {
+      *error_number = error;
+    }
+    return errno_error(error, "cannot read " + std::string(name_for_errors));
+  };
   constexpr size_t k_limit = 1u << 20;
   std::string data;
   char buffer[16384];
   for (;;) {
-    ssize_t got = ::read(in.get(), buffer, sizeof buffer);
+    ssize_t got = ::read(fd, buffer, sizeof buffer);
     if (got < 0) {
       if (errno == EINTR) {
         continue;
@@ -341,8 +348,6 @@ Result<std::string> read_small_file(int dir_fd,
       return fail(errno);
     }
     data.append(buffer, static_cast<size_t>(got));
-    // A short read of a regular file is its end; anything else that keeps
-    // filling the buffer (a device) stops at the limit.
     if (static_cast<size_t>(got) < sizeof buffer) {
       break;
     }
@@ -353,7 +358,7 @@ Result<std::string> read_small_file(int dir_fd,
   if (data.empty()) {
     // Empty, or a FIFO without a writer: only a regular file is a file.
     struct stat st;
-    if (::fstat(in.get(), &st) != 0) {
+    if (::fstat(fd, &st) != 0) {
       return fail(errno);
     }
     if (!S_ISREG(st.st_mode)) {
@@ -361,6 +366,13 @@ Result<std::string> read_small_file(int dir_fd,
     }
   }
   return data;
+}
+
+Result<std::string> read_small_file(int dir_fd,
+                                    const std::string& relative_path,
+                                    int* error_number) {
+  KTC_TRY_ASSIGN(Fd in, open_beneath(dir_fd, relative_path, error_number));
+  return read_small(in.get(), relative_path, error_number);
 }
 
 Result<Fd> open_dir(int dir_fd, const std::string& path, bool nofollow) {

@@ -37,12 +37,22 @@ write_file(int dir_fd, const std::string& name, std::string_view data);
 Result<std::string>
 read_file(int dir_fd, const std::string& name, int* error_number = nullptr);
 
-// Reads a small file (at most 1 MiB; EFBIG beyond) at `relative_path`
-// below `dir_fd` without following any symbolic link on the way
-// (openat2 RESOLVE_NO_SYMLINKS where the kernel has it). Made for the
-// lookup path: open, usually one read, close. A FIFO or device never
-// blocks or feeds it without end. The errno of a failure is in
-// `*error_number`.
+// Opens `relative_path` below `dir_fd` for reading without following any
+// symbolic link on the way (openat2 RESOLVE_NO_SYMLINKS where the kernel
+// has it; before 5.6 only the last component is checked). O_NONBLOCK, so a
+// FIFO never blocks. The errno of a failure is in `*error_number`.
+Result<Fd> open_beneath(int dir_fd,
+                        const std::string& relative_path,
+                        int* error_number = nullptr);
+
+// Reads a small file from an open descriptor (at most 1 MiB; EFBIG beyond):
+// usually one read, as a short read of a regular file is its end. A FIFO or
+// device never blocks or feeds it without end; only a regular file counts.
+Result<std::string> read_small(int fd,
+                               std::string_view name_for_errors,
+                               int* error_number = nullptr);
+
+// open_beneath() then read_small().
 Result<std::string> read_small_file(int dir_fd,
                                     const std::string& relative_path,
                                     int* error_number = nullptr);
