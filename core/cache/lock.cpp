@@ -2,6 +2,7 @@
 
 #include "util/fs.hpp"
 #include "util/log.hpp"
+#include "util/utf8.hpp"
 
 #include <fmt/format.h>
 
@@ -242,38 +243,8 @@ bool covers(std::string_view mount_point, std::string_view path) {
 
 // The byte length of the valid UTF-8 sequence at the start of `text`, or 0.
 size_t utf8_sequence_length(std::string_view text) {
-  auto byte = [&](size_t index) {
-    return static_cast<unsigned char>(text[index]);
-  };
-  unsigned char lead = byte(0);
-  if (lead < 0x80) {
-    return 1;
-  }
-  size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    low = lead == 0xE0 ? 0xA0 : 0x80;  // overlong
-    high = lead == 0xED ? 0x9F : 0xBF; // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    low = lead == 0xF0 ? 0x90 : 0x80;  // overlong
-    high = lead == 0xF4 ? 0x8F : 0xBF; // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) {
-    return 0;
-  }
-  for (size_t index = 2; index < length; ++index) {
-    if (byte(index) < 0x80 || byte(index) > 0xBF) {
-      return 0;
-    }
-  }
-  return length;
+  utf8::Sequence sequence = utf8::sequence_at(text);
+  return sequence.kind == utf8::Sequence::Kind::valid ? sequence.length : 0;
 }
 
 std::string read_cmdline(int64_t pid) {

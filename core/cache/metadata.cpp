@@ -1,6 +1,7 @@
 #include "cache/metadata.hpp"
 
 #include "cache/key.hpp"
+#include "util/utf8.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
@@ -43,43 +44,19 @@ struct Utf8Problem {
   bool cut_at_end = false;
 };
 
-// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
 std::optional<Utf8Problem> find_invalid_utf8(std::string_view text) {
   size_t at = 0;
   while (at < text.size()) {
-    auto lead = static_cast<unsigned char>(text[at]);
-    if (lead < 0x80) {
-      ++at;
-      continue;
-    }
-    size_t length = 0;
-    unsigned char second_low = 0x80;
-    unsigned char second_high = 0xbf;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      second_low = lead == 0xe0 ? 0xa0 : 0x80;
-      second_high = lead == 0xed ? 0x9f : 0xbf;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      second_low = lead == 0xf0 ? 0x90 : 0x80;
-      second_high = lead == 0xf4 ? 0x8f : 0xbf;
-    } else {
+    utf8::Sequence sequence = utf8::sequence_at(text.substr(at));
+    switch (sequence.kind) {
+    case utf8::Sequence::Kind::valid:
+      at += sequence.length;
+      break;
+    case utf8::Sequence::Kind::cut:
+      return Utf8Problem{at, true};
+    case utf8::Sequence::Kind::invalid:
       return Utf8Problem{at, false};
     }
-    for (size_t index = 1; index < length; ++index) {
-      if (at + index == text.size()) {
-        return Utf8Problem{at, true};
-      }
-      auto next = static_cast<unsigned char>(text[at + index]);
-      unsigned char low = index == 1 ? second_low : 0x80;
-      unsigned char high = index == 1 ? second_high : 0xbf;
-      if (next < low || next > high) {
-        return Utf8Problem{at, false};
-      }
-    }
-    at += length;
   }
   return std::nullopt;
 }
