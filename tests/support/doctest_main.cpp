@@ -13,7 +13,9 @@ namespace {
 std::string g_run_dir;
 } // namespace
 
-const std::string& run_dir() { return g_run_dir; }
+const std::string& run_dir() {
+  return g_run_dir;
+}
 
 } // namespace ktc::test
 

@@ -89,9 +89,8 @@ std::string random_bytes(size_t size, unsigned seed) {
 
 namespace {
 
-std::vector<std::string>
-build_environment(const std::map<std::string, std::optional<std::string>>&
-                      overrides) {
+std::vector<std::string> build_environment(
+    const std::map<std::string, std::optional<std::string>>& overrides) {
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string_view line = *entry;
@@ -147,8 +146,8 @@ ProcessResult run_process(const std::vector<std::string>& argv,
   arg_ptrs.push_back(nullptr);
 
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, arg_ptrs[0], &actions, nullptr,
-                        arg_ptrs.data(), env_ptrs.data());
+  int rc = posix_spawnp(&pid, arg_ptrs[0], &actions, nullptr, arg_ptrs.data(),
+                        env_ptrs.data());
   posix_spawn_file_actions_destroy(&actions);
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -162,8 +161,8 @@ ProcessResult run_process(const std::vector<std::string>& argv,
 
   // Small inputs only: the pipe buffer takes them without blocking.
   if (!options.stdin_data.empty()) {
-    ssize_t ignored = write(in_pipe[1], options.stdin_data.data(),
-                            options.stdin_data.size());
+    ssize_t ignored =
+        write(in_pipe[1], options.stdin_data.data(), options.stdin_data.size());
     (void)ignored;
   }
   close(in_pipe[1]);
@@ -227,7 +226,8 @@ ScopedEnv::~ScopedEnv() {
 
 std::string env_path(const char* name) {
   const char* value = std::getenv(name);
-  REQUIRE_MESSAGE(value != nullptr, std::string(name), " is not set (run through meson)");
+  REQUIRE_MESSAGE(value != nullptr, std::string(name),
+                  " is not set (run through meson)");
   return value;
 }
 

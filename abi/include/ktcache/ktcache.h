@@ -135,9 +135,8 @@ typedef void (*ktc_log_fn)(int level, const char* message, void* userdata);
  * Thread-safe.
  * @since 1.0
  */
-KTC_API void ktc_log_set_callback(int max_level,
-                                  ktc_log_fn callback,
-                                  void* userdata);
+KTC_API void
+ktc_log_set_callback(int max_level, ktc_log_fn callback, void* userdata);
 
 /* ---------------------------------------------------------------------- */
 /* Locating the cache                                                     */
@@ -225,7 +224,8 @@ typedef struct ktc_open_options {
   uint32_t shared_lock_timeout_ms;
 } ktc_open_options;
 
-#define KTC_OPEN_OPTIONS_INIT {sizeof(ktc_open_options), 0, NULL, 0, 0}
+#define KTC_OPEN_OPTIONS_INIT                                                  \
+  { sizeof(ktc_open_options), 0, NULL, 0, 0 }
 
 /**
  * Opens a cache. Nothing is created on disk: the root and its .locks/
@@ -293,8 +293,10 @@ typedef struct ktc_entry_info {
 } ktc_entry_info;
 
 #define KTC_ENTRY_INFO_INIT                                                    \
-  {sizeof(ktc_entry_info), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,  \
-   -1, 0}
+  {                                                                            \
+    sizeof(ktc_entry_info), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+        -1, 0                                                                  \
+  }
 
 /**
  * Fills `info` from `entry`. The library writes at most info->struct_size
@@ -330,10 +332,8 @@ enum {
  *         network filesystem).
  * @since 1.0
  */
-KTC_API int ktc_lookup(ktc_entry** out,
-                       ktc_cache* cache,
-                       const char* key,
-                       uint32_t flags);
+KTC_API int
+ktc_lookup(ktc_entry** out, ktc_cache* cache, const char* key, uint32_t flags);
 
 /* ---------------------------------------------------------------------- */
 /* Listing                                                                */
@@ -402,8 +402,10 @@ typedef struct ktc_store_options {
 } ktc_store_options;
 
 #define KTC_STORE_OPTIONS_INIT                                                 \
-  {sizeof(ktc_store_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-   NULL, NULL}
+  {                                                                            \
+    sizeof(ktc_store_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,    \
+        NULL, NULL                                                             \
+  }
 
 /**
  * Stores an entry, replacing any entry with that key atomically.
@@ -475,7 +477,7 @@ typedef struct ktc_clean_options {
 } ktc_clean_options;
 
 #define KTC_CLEAN_OPTIONS_INIT                                                 \
-  {sizeof(ktc_clean_options), 0, KTC_CLEAN_ALL, 0, NULL, 0}
+  { sizeof(ktc_clean_options), 0, KTC_CLEAN_ALL, 0, NULL, 0 }
 
 /** What clean did with one entry. @since 1.0 */
 enum {
@@ -508,7 +510,8 @@ typedef struct ktc_clean_item {
   uint64_t bytes;
 } ktc_clean_item;
 
-#define KTC_CLEAN_ITEM_INIT {sizeof(ktc_clean_item), 0, NULL, 0, NULL, 0}
+#define KTC_CLEAN_ITEM_INIT                                                    \
+  { sizeof(ktc_clean_item), 0, NULL, 0, NULL, 0 }
 
 /**
  * Removes entries. Each is taken under a non-blocking exclusive lock,
@@ -557,7 +560,8 @@ typedef struct ktc_lock_info {
   size_t holder_count;
 } ktc_lock_info;
 
-#define KTC_LOCK_INFO_INIT {sizeof(ktc_lock_info), NULL, NULL, 0}
+#define KTC_LOCK_INFO_INIT                                                     \
+  { sizeof(ktc_lock_info), NULL, NULL, 0 }
 
 /** One holder of a lock; strings borrowed from the list. @since 1.0 */
 typedef struct ktc_lock_holder {
@@ -569,7 +573,8 @@ typedef struct ktc_lock_holder {
   const char* cmdline;
 } ktc_lock_holder;
 
-#define KTC_LOCK_HOLDER_INIT {sizeof(ktc_lock_holder), 0, 0, NULL}
+#define KTC_LOCK_HOLDER_INIT                                                   \
+  { sizeof(ktc_lock_holder), 0, 0, NULL }
 
 /**
  * Lists lock files and who holds them (from /proc/locks). Read-only: never
@@ -585,9 +590,8 @@ KTC_API size_t ktc_lock_list_count(const ktc_lock_list* list);
 
 /** Fills `info` for lock `index`.
  * @return KTC_OK, KTC_E_INVALID. @since 1.0 */
-KTC_API int ktc_lock_list_get(const ktc_lock_list* list,
-                              size_t index,
-                              ktc_lock_info* info);
+KTC_API int
+ktc_lock_list_get(const ktc_lock_list* list, size_t index, ktc_lock_info* info);
 
 /** Fills `holder` for holder `holder_index` of lock `index`.
  * @return KTC_OK, KTC_E_INVALID. @since 1.0 */
