@@ -105,6 +105,7 @@ Result<std::vector<CleanItem>> Cache::clean(const CleanRequest& request) {
     item.key = entry->key;
     item.corrupt = !entry->valid();
 
+    item.bytes = fs::tree_size(root.get(), entry->key);
     auto lock = lock_entry(entry->key, LockMode::exclusive,
                            std::chrono::milliseconds(0));
     if (!lock) {
@@ -122,7 +123,6 @@ Result<std::vector<CleanItem>> Cache::clean(const CleanRequest& request) {
       continue;
     }
 
-    item.bytes = fs::tree_size(root.get(), entry->key);
     // Rename first, delete after: a crash mid-delete leaves a .trash-*
     // directory that nobody lists, never half an entry under its key.
     std::string trash = trash_name(entry->key);

@@ -27,6 +27,14 @@
 #error "KTC_VERSION_STRING must be defined by the build (core/meson.build)"
 #endif
 
+// The header's version macros and the project's version move together.
+#define KTC_STRINGIFY_INNER(x) #x
+#define KTC_STRINGIFY(x) KTC_STRINGIFY_INNER(x)
+static_assert(std::string_view(KTC_VERSION_STRING) ==
+                  KTC_STRINGIFY(KTC_VERSION_MAJOR) "." KTC_STRINGIFY(
+                      KTC_VERSION_MINOR) "." KTC_STRINGIFY(KTC_VERSION_PATCH),
+              "meson.build's version differs from ktcache.h's KTC_VERSION_*");
+
 using ktc::Result;
 using ktc::Status;
 
