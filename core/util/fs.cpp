@@ -229,6 +229,13 @@ copy_file(const std::string& source, int dir_fd, const std::string& name) {
                             inline_hash ? &*inline_hash : nullptr, &copied));
   }
 
+  if (copied != size) {
+    return make_error(Status::io, "{} changed size while it was copied",
+                      source);
+  }
+  // Flush while the hash thread still reads: the two overlap.
+  int sync_status = sys::fsync(out.get());
+  int sync_errno = errno;
   if (background) {
     KTC_TRY_ASSIGN(result.sha256, background->join());
   } else if (inline_hash) {
@@ -236,11 +243,8 @@ copy_file(const std::string& source, int dir_fd, const std::string& name) {
   } else {
     KTC_TRY_ASSIGN(result.sha256, sha256_fd(in.get(), source));
   }
-  if (copied != size) {
-    return make_error(Status::io, "{} changed size while it was copied",
-                      source);
-  }
-  if (sys::fsync(out.get()) != 0) {
+  if (sync_status != 0) {
+    errno = sync_errno;
     return errno_error(errno, "cannot sync " + name);
   }
   return result;
