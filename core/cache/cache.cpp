@@ -4,6 +4,7 @@
 #include "cache/root.hpp"
 #include "util/fs.hpp"
 #include "util/log.hpp"
+#include "util/parallel.hpp"
 #include "util/sha256.hpp"
 
 #include <dirent.h>
@@ -16,10 +17,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 
 namespace ktc::cache {
 namespace {
+
+// Lists of at least this many entries are read by two threads.
+constexpr size_t k_parallel_threshold = 256;
 
 // How many parsed metadata files a handle keeps (see ParsedMetadata).
 constexpr size_t k_parse_cache_limit = 256;
@@ -368,15 +371,7 @@ std::vector<Entry> Cache::list_entries(Result<void>* error) {
       read[i].last_used = last_use(locks.get(), names[i] + ".lock");
     }
   };
-  constexpr size_t k_parallel_threshold = 256;
-  if (names.size() >= k_parallel_threshold) {
-    size_t half = names.size() / 2;
-    std::thread helper(read_range, half, names.size());
-    read_range(0, half);
-    helper.join();
-  } else {
-    read_range(0, names.size());
-  }
+  split_in_two(names.size(), k_parallel_threshold, read_range);
 
   // Sort indices by precomputed keys: moving whole entries around costs
   // more than the comparisons.
