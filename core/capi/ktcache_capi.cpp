@@ -8,10 +8,14 @@
 #include "cache/metadata.hpp"
 #include "cache/root.hpp"
 #include "capi/capi_guard.hpp"
+#include "plugin/host.hpp"
+#include "plugin/operations.hpp"
 #include "util/log.hpp"
 #include "util/parallel.hpp"
 #include "util/result.hpp"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <ktcache/ktcache.h>
 
@@ -55,6 +59,7 @@ static_assert(static_cast<int>(Status::unsupported) == KTC_E_UNSUPPORTED);
 static_assert(static_cast<int>(Status::mismatch) == KTC_E_MISMATCH);
 static_assert(static_cast<int>(Status::unverifiable) == KTC_E_UNVERIFIABLE);
 static_assert(static_cast<int>(Status::environment) == KTC_E_ENV);
+static_assert(static_cast<int>(Status::plugin) == KTC_E_PLUGIN);
 
 static_assert(static_cast<int>(ktc::log::Level::error) == KTC_LOG_ERROR);
 static_assert(static_cast<int>(ktc::log::Level::warn) == KTC_LOG_WARN);
@@ -73,6 +78,7 @@ constexpr size_t k_parallel_threshold = 256;
 // The handles behind the opaque types of ktcache.h.
 struct ktc_cache {
   ktc::cache::Cache cache;
+  ktc::plugin::Registry plugins;
 };
 
 struct ktc_entry {
@@ -109,6 +115,10 @@ struct ktc_clean_report {
 
 struct ktc_lock_list {
   std::vector<ktc::cache::LockFileInfo> locks;
+};
+
+struct ktc_plugin_list {
+  std::vector<ktc::plugin::Record> records;
 };
 
 ktc_entry::ktc_entry(ktc::cache::Entry from) : entry(std::move(from)) {
@@ -162,7 +172,7 @@ const char* error_message() noexcept {
 
 int status_of(const Error& error) noexcept {
   int status = static_cast<int>(error.status);
-  if (status >= 0 || status < KTC_E_ENV) {
+  if (status >= 0 || status < KTC_E_PLUGIN) {
     // A core bug: a failure must carry one of the published codes.
     try {
       set_error_message(fmt::format("{} (the core reported status {})",
@@ -323,6 +333,47 @@ Result<cache::StoreRequest> store_request(const ktc_store_options& options) {
   return request;
 }
 
+// Resolves a store's source spec through its plugin: the description
+// becomes the entry's `source`, its version the entry's when none was
+// given, and the plugin and identity are recorded as `source_plugin`.
+Result<void> describe_into(cache::StoreRequest& request,
+                           plugin::Registry& plugins,
+                           const char* spec) {
+  if (!request.source_json.empty()) {
+    return make_error(Status::invalid,
+                      "ktc_store_options: source_spec and source_json are "
+                      "mutually exclusive");
+  }
+  KTC_TRY_ASSIGN(plugin::SourceDescription description,
+                 plugin::describe_source(plugins, spec));
+  request.source_json = boost::json::serialize(description.source);
+  if (!request.version) {
+    request.version = description.version();
+  }
+  boost::json::object extra;
+  if (!request.metadata_json.empty()) {
+    boost::system::error_code error;
+    boost::json::value parsed =
+        boost::json::parse(request.metadata_json, error);
+    if (error || !parsed.is_object()) {
+      return make_error(Status::invalid,
+                        "ktc_store_options.metadata_json is not a JSON "
+                        "object");
+    }
+    extra = std::move(parsed.as_object());
+  }
+  boost::json::object described = description.to_json();
+  boost::json::object source_plugin;
+  source_plugin["spec"] = description.spec;
+  source_plugin["name"] = description.plugin->name();
+  source_plugin["version"] = description.plugin->version();
+  source_plugin["identity"] = described["identity"];
+  source_plugin["key_parts"] = described["key_parts"];
+  extra["source_plugin"] = std::move(source_plugin);
+  request.metadata_json = boost::json::serialize(extra);
+  return {};
+}
+
 Result<cache::CacheOptions> cache_options(const ktc_open_options& options) {
   KTC_TRY(check_flags(options.flags, KTC_OPEN_ALLOW_NETWORK_FS,
                       "ktc_open_options.flags"));
@@ -406,6 +457,8 @@ const char* ktc_strerror(int status) {
     return "unverifiable entry";
   case KTC_E_ENV:
     return "environment error";
+  case KTC_E_PLUGIN:
+    return "plugin error";
   default:
     return "unknown status";
   }
@@ -495,7 +548,7 @@ int ktc_cache_open(ktc_cache** out, const ktc_open_options* options) {
     }
     KTC_TRY_ASSIGN(kc::CacheOptions cache_options, cache_options(copy));
     KTC_TRY_ASSIGN(kc::Cache cache, kc::Cache::open(std::move(cache_options)));
-    *out = new ktc_cache{std::move(cache)};
+    *out = new ktc_cache{std::move(cache), ktc::plugin::Registry{}};
     return {};
   });
 }
@@ -661,6 +714,9 @@ int ktc_store(ktc_entry** out,
                                 KTC_FIRST_SIZE(ktc_store_options, kconfig_hash),
                                 "ktc_store_options"));
     KTC_TRY_ASSIGN(kc::StoreRequest request, store_request(copy));
+    if (copy.source_spec != nullptr) {
+      KTC_TRY(describe_into(request, cache->plugins, copy.source_spec));
+    }
     KTC_TRY_ASSIGN(kc::Entry entry, cache->cache.store(key, request));
     if (out != nullptr) {
       *out = new ktc_entry(std::move(entry));
@@ -901,3 +957,150 @@ int ktc_recover_source_tree(char** out, const char* entry_dir) {
 }
 
 } // extern "C"
+
+/* ---------------------------------------------------------------------- */
+
+int ktc_plugin_dir_add(ktc_cache* cache, const char* dir) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (dir == nullptr) {
+      return null_argument("dir");
+    }
+    if (*dir == '\0') {
+      return make_error(Status::invalid, "plugin directory is empty");
+    }
+    cache->plugins.add_dir(dir);
+    return {};
+  });
+}
+
+const char* ktc_plugin_default_dir(void) {
+  return guard_value<const char*>(__func__, "", []() -> Result<const char*> {
+    return ktc::plugin::default_dir().c_str();
+  });
+}
+
+int ktc_plugins_list(ktc_plugin_list** out, ktc_cache* cache, uint32_t flags) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    KTC_TRY(check_flags(flags, KTC_PLUGINS_ALL, "ktc_plugins_list flags"));
+    auto records = cache->plugins.discover();
+    if ((flags & KTC_PLUGINS_ALL) == 0) {
+      std::erase_if(records, [](const ktc::plugin::Record& record) {
+        return record.state != ktc::plugin::Record::State::loaded;
+      });
+    }
+    *out = new ktc_plugin_list{std::move(records)};
+    return {};
+  });
+}
+
+size_t ktc_plugin_list_count(const ktc_plugin_list* list) {
+  return guard_value<size_t>(__func__, 0, [&]() -> Result<size_t> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    return list->records.size();
+  });
+}
+
+int ktc_plugin_list_get(const ktc_plugin_list* list,
+                        size_t index,
+                        ktc_plugin_record* record) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (list == nullptr) {
+      return null_argument("list");
+    }
+    if (record == nullptr) {
+      return null_argument("record");
+    }
+    KTC_TRY(check_output(*record, KTC_FIRST_SIZE(ktc_plugin_record, reason),
+                         "ktc_plugin_record"));
+    KTC_TRY(check_index(list->records, index, "plugin list"));
+    const ktc::plugin::Record& source = list->records[index];
+    auto optional_c_str = [](const std::optional<std::string>& text) {
+      return text ? text->c_str() : nullptr;
+    };
+    ktc_plugin_record full = KTC_PLUGIN_RECORD_INIT;
+    switch (source.state) {
+    case ktc::plugin::Record::State::loaded:
+      full.state = KTC_PLUGIN_LOADED;
+      break;
+    case ktc::plugin::Record::State::rejected:
+      full.state = KTC_PLUGIN_REJECTED;
+      break;
+    case ktc::plugin::Record::State::shadowed:
+      full.state = KTC_PLUGIN_SHADOWED;
+      break;
+    }
+    full.name = source.name.c_str();
+    full.kind = source.kind.c_str();
+    full.version = optional_c_str(source.version);
+    full.file = source.file.c_str();
+    full.abi_major = source.abi_major;
+    full.abi_minor = source.abi_minor;
+    full.description = optional_c_str(source.description);
+    full.reason = optional_c_str(source.reason);
+    write_output(*record, full);
+    return {};
+  });
+}
+
+void ktc_plugin_list_free(ktc_plugin_list* list) {
+  guard(__func__, [&]() -> Result<void> {
+    delete list;
+    return {};
+  });
+}
+
+int ktc_source_describe(char** out, ktc_cache* cache, const char* spec) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (spec == nullptr) {
+      return null_argument("spec");
+    }
+    KTC_TRY_ASSIGN(ktc::plugin::SourceDescription description,
+                   ktc::plugin::describe_source(cache->plugins, spec));
+    *out = malloc_string(boost::json::serialize(description.to_json()));
+    return {};
+  });
+}
+
+int ktc_strip(ktc_cache* cache,
+              const char* input,
+              const char* output,
+              const ktc_strip_options* options) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (input == nullptr) {
+      return null_argument("input");
+    }
+    if (output == nullptr) {
+      return null_argument("output");
+    }
+    ktc_strip_options copy = KTC_STRIP_OPTIONS_INIT;
+    if (options != nullptr) {
+      KTC_TRY_ASSIGN(copy,
+                     read_options(*options,
+                                  KTC_FIRST_SIZE(ktc_strip_options, policy),
+                                  "ktc_strip_options"));
+    }
+    KTC_TRY(check_flags(copy.flags, 0, "ktc_strip_options.flags"));
+    std::string policy = copy.policy != nullptr ? copy.policy : "btf";
+    return ktc::plugin::strip_file(cache->plugins, policy, input, output);
+  });
+}

@@ -25,6 +25,7 @@ enum class Status : int {
   mismatch = -12,
   unverifiable = -13,
   environment = -14,
+  plugin = -15,
 };
 
 // A failure: a status for programs, a one-line message for people. The

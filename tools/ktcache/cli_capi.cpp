@@ -20,6 +20,8 @@ int exit_code_for(int status) {
     return k_exit_unverifiable;
   case KTC_E_LOCKED:
     return k_exit_busy;
+  case KTC_E_PLUGIN:
+    return k_exit_plugin;
   default:
     return k_exit_environment;
   }

@@ -20,6 +20,7 @@ enum ExitCode : int {
   k_exit_unverifiable = 4,
   k_exit_busy = 5,
   k_exit_environment = 6,
+  k_exit_plugin = 7,
 };
 
 // The exit code for a libktcache status.
@@ -58,11 +59,20 @@ struct LockListDeleter {
   void operator()(ktc_lock_list* list) const { ktc_lock_list_free(list); }
 };
 
+struct PluginListDeleter {
+  void operator()(ktc_plugin_list* list) const { ktc_plugin_list_free(list); }
+};
+struct LibraryStringDeleter {
+  void operator()(char* text) const { ktc_free(text); }
+};
+
 using CachePtr = std::unique_ptr<ktc_cache, CacheDeleter>;
 using EntryPtr = std::unique_ptr<ktc_entry, EntryDeleter>;
 using ListPtr = std::unique_ptr<ktc_list, ListDeleter>;
 using CleanReportPtr = std::unique_ptr<ktc_clean_report, CleanReportDeleter>;
 using LockListPtr = std::unique_ptr<ktc_lock_list, LockListDeleter>;
+using PluginListPtr = std::unique_ptr<ktc_plugin_list, PluginListDeleter>;
+using LibraryString = std::unique_ptr<char, LibraryStringDeleter>;
 
 // The info of an entry; throws on failure.
 ktc_entry_info entry_info(const ktc_entry* entry);

@@ -15,6 +15,8 @@ namespace ktc::cli {
 struct GlobalOptions {
   std::optional<std::string> cache_dir;
   bool allow_network_fs = false;
+  // Searched for plugins before KTCACHE_PLUGIN_PATH, in this order.
+  std::vector<std::string> plugin_dirs;
 };
 
 CachePtr open_cache(const GlobalOptions& global);
@@ -47,6 +49,7 @@ struct StoreOptions {
   std::optional<std::string> version;
   std::optional<std::string> image_name;
   std::optional<std::string> source_json;
+  std::optional<std::string> source_spec;
   std::optional<std::string> metadata_json;
   std::optional<std::string> kconfig_hash;
   bool no_strip = false;
@@ -74,5 +77,25 @@ struct LocksOptions {
   bool json = false;
 };
 int run_locks(ktc_cache* cache, const LocksOptions& options);
+
+struct PluginsOptions {
+  bool all = false;
+  bool json = false;
+};
+int run_plugins(ktc_cache* cache, const PluginsOptions& options);
+
+struct SourceDescribeOptions {
+  std::string spec;
+  bool json = false;
+};
+int run_source_describe(ktc_cache* cache, const SourceDescribeOptions& options);
+
+struct StripOptions {
+  std::string input;
+  std::string output;
+  std::optional<std::string> policy;
+  bool json = false;
+};
+int run_strip(ktc_cache* cache, const StripOptions& options);
 
 } // namespace ktc::cli

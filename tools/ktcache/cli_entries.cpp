@@ -101,7 +101,11 @@ CachePtr open_cache(const GlobalOptions& global) {
   }
   ktc_cache* cache = nullptr;
   check(ktc_cache_open(&cache, &options));
-  return CachePtr(cache);
+  CachePtr owned(cache);
+  for (const auto& directory : global.plugin_dirs) {
+    check(ktc_plugin_dir_add(owned.get(), directory.c_str()));
+  }
+  return owned;
 }
 
 void require_valid_key(const std::string& key) {
@@ -199,6 +203,7 @@ int run_store(ktc_cache* cache, const StoreOptions& options) {
   request.arch = c_str_or_null(options.arch);
   request.version = c_str_or_null(options.version);
   request.source_json = c_str_or_null(options.source_json);
+  request.source_spec = c_str_or_null(options.source_spec);
   request.metadata_json = c_str_or_null(options.metadata_json);
   request.kconfig_hash = c_str_or_null(options.kconfig_hash);
 

@@ -35,6 +35,8 @@ constexpr const char* k_main_footer =
     "     in use)\n"
     "  6  environment or I/O error (cache root unresolvable, permissions,\n"
     "     no space, unsupported filesystem)\n"
+    "  7  plugin error (no usable plugin for a scheme or policy, or the\n"
+    "     plugin failed; the message names its file)\n"
     "Every error is one line on stderr: \"ktcache: <message>\".\n"
     "\n"
     "Output: tables and results go to stdout; logs, notes and the cache root\n"
@@ -46,7 +48,10 @@ constexpr const char* k_main_footer =
     "  KTCACHE_DIR                 the cache root (else\n"
     "                              $XDG_CACHE_HOME/ktcache/kernels, else\n"
     "                              $HOME/.cache/ktcache/kernels)\n"
-    "  KTCACHE_ALLOW_NETWORK_FS=1  same as --allow-network-fs";
+    "  KTCACHE_ALLOW_NETWORK_FS=1  same as --allow-network-fs\n"
+    "  KTCACHE_PLUGIN_PATH         ':'-separated plugin directories, searched\n"
+    "                              after --plugin-dir and before the\n"
+    "                              installed one (ignored when setuid)";
 
 constexpr const char* k_entry_json_doc =
     "An entry object has: key, path, status (\"valid\" or \"corrupt\").\n"
@@ -106,6 +111,9 @@ struct Commands {
   CleanOptions clean;
   VerifyOptions verify;
   LocksOptions locks;
+  PluginsOptions plugins;
+  SourceDescribeOptions source_describe;
+  StripOptions strip;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -161,9 +169,15 @@ void add_store(CLI::App& app, Commands& commands) {
   add_optional(command, "--image-name", options.image_name,
                "The image's file name in the entry (default: its basename)")
       ->type_name("NAME");
-  add_optional(command, "--source-json", options.source_json,
-               "The source as a JSON object with a string \"type\"")
-      ->type_name("JSON");
+  auto* source_json =
+      add_optional(command, "--source-json", options.source_json,
+                   "The source as a JSON object with a string \"type\"")
+          ->type_name("JSON");
+  add_optional(command, "--source", options.source_spec,
+               "A source spec (local:/src/linux, <scheme>:...) resolved and "
+               "described by its plugin; recorded as the entry's source")
+      ->type_name("SPEC")
+      ->excludes(source_json);
   add_optional(command, "--metadata-json", options.metadata_json,
                "Extra metadata fields as a JSON object")
       ->type_name("JSON");
@@ -250,12 +264,75 @@ void add_locks(CLI::App& app, Commands& commands) {
   };
 }
 
-// The first word that is neither an option nor --cache-dir's value: the
+void add_plugins(CLI::App& app, Commands& commands) {
+  auto& options = commands.plugins;
+  auto* command = app.add_subcommand(
+      "plugins", "List the source and strip plugins ktcache can load");
+  command->add_flag("--all", options.all,
+                    "Also show rejected and shadowed plugin files, and why");
+  add_json_flag(command, options.json);
+  command->footer(
+      "Loads every plugin in the search path: --plugin-dir directories, "
+      "then\nKTCACHE_PLUGIN_PATH, then the installed directory. Columns: "
+      "NAME, KIND,\nVERSION, ABI, FILE; with --all, then one \"rejected "
+      "FILE: REASON\" or\n\"shadowed FILE: REASON\" line per refused "
+      "file.\n\n--json prints an array of {name, kind, version, file, "
+      "abi_major,\nabi_minor, state (loaded, rejected, shadowed), "
+      "description, reason}.");
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_plugins(cache, options);
+  };
+}
+
+void add_source(CLI::App& app, Commands& commands) {
+  auto& options = commands.source_describe;
+  auto* command = app.add_subcommand("source", "Work with kernel source specs");
+  command->require_subcommand(1);
+  auto* describe = command->add_subcommand(
+      "describe", "Resolve a source spec through its plugin and describe it");
+  describe->add_option("SPEC", options.spec, "<scheme>:<rest>")->required();
+  add_json_flag(describe, options.json);
+  describe->footer(
+      "Loads only the plugin of SPEC's scheme (source_<scheme>.so) and "
+      "fetches\nnothing it can avoid. Prints the plugin, the identity "
+      "(version, commit,\ndigest, ...), the metadata `source` payload and "
+      "the cache key's parts.\n\n--json prints {spec, plugin: {name, "
+      "version, file, abi_major, abi_minor},\nidentity: {...}, source: "
+      "{type, ...}, key_parts: [...]}.");
+  commands.runners[describe] = [&options](ktc_cache* cache) {
+    return run_source_describe(cache, options);
+  };
+}
+
+void add_strip(CLI::App& app, Commands& commands) {
+  auto& options = commands.strip;
+  auto* command = app.add_subcommand(
+      "strip", "Write a copy of a vmlinux cut down by a strip policy");
+  command->add_option("IN", options.input, "The input ELF file")->required();
+  command->add_option("-o,--output", options.output, "The output file")
+      ->required()
+      ->type_name("OUT");
+  add_optional(command, "--policy", options.policy,
+               "The strip policy (default: btf); loads strip_<policy>.so "
+               "only")
+      ->type_name("POLICY");
+  add_json_flag(command, options.json);
+  command->footer("Prints the sizes before and after and the time taken. "
+                  "The output is\nwritten beside OUT and renamed into "
+                  "place: a failure leaves none.\n\n--json prints {input, "
+                  "output, policy, input_bytes, output_bytes, seconds}.");
+  commands.runners[command] = [&options](ktc_cache* cache) {
+    return run_strip(cache, options);
+  };
+}
+
+// The first word that is neither an option nor the value of --cache-dir or
+// --plugin-dir: the
 // command the user meant, when CLI11 did not recognise one.
 std::string command_word(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "--cache-dir") {
+    if (arg == "--cache-dir" || arg == "--plugin-dir") {
       ++i;
     } else if (!arg.empty() && arg[0] != '-') {
       return std::string(arg);
@@ -275,9 +352,10 @@ int parse_failure(const CLI::App& app,
   std::string message = one_line(error.what());
   std::string word = command_word(argc, argv);
   if (app.get_subcommands().empty() && !word.empty()) {
-    message = fmt::format("unknown command \"{}\"; the commands are list, "
-                          "lookup, store, clean, verify and locks",
-                          word);
+    message = fmt::format(
+        "unknown command \"{}\"; the commands are list, "
+        "lookup, store, clean, verify, locks, plugins, source and strip",
+        word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
   return k_exit_usage;
@@ -323,6 +401,9 @@ int main(int argc, char** argv) {
   auto* quiet = app.add_flag("-q,--quiet", verbosity.quiet,
                              "Log errors only (the default is warnings)");
   verbose->excludes(quiet);
+  app.add_option("--plugin-dir", commands.global.plugin_dirs,
+                 "Search DIR for plugins first (repeatable)")
+      ->type_name("DIR");
   app.add_flag("--allow-network-fs", commands.global.allow_network_fs,
                "Use a cache on NFS, CIFS, FUSE, ... although flock(2) may be "
                "unreliable there");
@@ -333,6 +414,9 @@ int main(int argc, char** argv) {
   add_clean(app, commands);
   add_verify(app, commands);
   add_locks(app, commands);
+  add_plugins(app, commands);
+  add_source(app, commands);
+  add_strip(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -37,7 +37,7 @@ extern "C" {
 
 /** Compile-time version of this header. @since 1.0 */
 #define KTC_VERSION_MAJOR 1
-#define KTC_VERSION_MINOR 0
+#define KTC_VERSION_MINOR 1
 #define KTC_VERSION_PATCH 0
 
 /**
@@ -76,7 +76,11 @@ typedef enum ktc_status {
   KTC_E_UNVERIFIABLE = -13,
   /** The cache directory cannot be resolved from the environment (HOME
    * unset, empty, "/" or relative). */
-  KTC_E_ENV = -14
+  KTC_E_ENV = -14,
+  /** No usable plugin for a scheme or policy, or a plugin's operation
+   * failed; the message names the plugin's file and the cause.
+   * @since 1.1 */
+  KTC_E_PLUGIN = -15
 } ktc_status;
 
 /**
@@ -399,12 +403,17 @@ typedef struct ktc_store_options {
   const char* metadata_json;
   /** The hash of the requested kconfig fragments (kconfig_hash), or NULL. */
   const char* kconfig_hash;
+  /** A source spec ("local:/src/linux", "<scheme>:..."), resolved and
+   * described through its source plugin; what the plugin describes becomes
+   * the entry's `source`, and its version is used when `version` is NULL.
+   * Mutually exclusive with source_json. NULL for none. @since 1.1 */
+  const char* source_spec;
 } ktc_store_options;
 
 #define KTC_STORE_OPTIONS_INIT                                                 \
   {                                                                            \
     sizeof(ktc_store_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,    \
-        NULL, NULL                                                             \
+        NULL, NULL, NULL                                                       \
   }
 
 /**
@@ -417,7 +426,8 @@ typedef struct ktc_store_options {
  * @param out receives the new entry, or pass NULL; free with
  *        ktc_entry_free().
  * @return KTC_OK, KTC_E_INVALID (key, image name, JSON), KTC_E_NOTFOUND (an
- *         input file), KTC_E_NOSPC, KTC_E_LOCKED (timed out waiting for
+ *         input file), KTC_E_PLUGIN (source_spec could not be resolved or
+ *         described), KTC_E_NOSPC, KTC_E_LOCKED (timed out waiting for
  *         readers or another writer), KTC_E_IO, KTC_E_UNSUPPORTED.
  * @since 1.0
  */
@@ -647,6 +657,148 @@ KTC_API int ktc_prefer_source_tree(char** out, const char* entry_dir);
  * @since 1.0
  */
 KTC_API int ktc_recover_source_tree(char** out, const char* entry_dir);
+
+/* ---------------------------------------------------------------------- */
+/* Plugins                                                                */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Adds a directory to search for plugins, ahead of KTCACHE_PLUGIN_PATH and
+ * the installed plugin directory; directories added earlier come first.
+ * Plugins are discovered lazily, when a command first needs one, and only
+ * the one it needs is loaded (listing them loads all). Adding a directory
+ * after discovery makes the next use discover again.
+ *
+ * Search order: these directories; then KTCACHE_PLUGIN_PATH (':'-separated;
+ * ignored when the process runs setuid or setgid); then the installed
+ * directory (see ktc_plugin_default_dir()). A plugin for scheme or policy
+ * NAME is the file source_NAME.so or strip_NAME.so; the first directory
+ * holding a usable one wins. Files and directories that are world-writable,
+ * or owned by a user other than the caller or root, are refused.
+ * @param dir an absolute or relative path; made absolute now. It need not
+ *        exist.
+ * @return KTC_OK, KTC_E_INVALID (NULL or empty), KTC_E_NOMEM.
+ * @since 1.1
+ */
+KTC_API int ktc_plugin_dir_add(ktc_cache* cache, const char* dir);
+
+/**
+ * The installed plugin directory compiled into the library
+ * ("<prefix>/<libdir>/ktcache/plugins").
+ * @return a static string; never NULL.
+ * @since 1.1
+ */
+KTC_API const char* ktc_plugin_default_dir(void);
+
+/** Plugins found by ktc_plugins_list(). @since 1.1 */
+typedef struct ktc_plugin_list ktc_plugin_list;
+
+/** ktc_plugins_list() flags. @since 1.1 */
+enum {
+  /** Also report the plugin files that were rejected, with the reason. */
+  KTC_PLUGINS_ALL = 1u << 0
+};
+
+/** ktc_plugin_record.state. @since 1.1 */
+enum {
+  /** Loaded, validated and in use. */
+  KTC_PLUGIN_LOADED = 0,
+  /** Refused; `reason` says why. Discovery went on. */
+  KTC_PLUGIN_REJECTED = 1,
+  /** A valid plugin whose name an earlier directory already provides. */
+  KTC_PLUGIN_SHADOWED = 2
+};
+
+/** One plugin file; strings borrowed from the list. @since 1.1 */
+typedef struct ktc_plugin_record {
+  uint32_t struct_size;
+  /** KTC_PLUGIN_LOADED, _REJECTED or _SHADOWED. */
+  int32_t state;
+  /** The scheme or policy name (from the file name when the plugin could
+   * not be queried). */
+  const char* name;
+  /** "source" or "strip"; "unknown" when rejected before its kind was
+   * known. */
+  const char* kind;
+  /** The plugin's own version; NULL when unknown. */
+  const char* version;
+  /** The plugin's absolute path. */
+  const char* file;
+  /** The plugin ABI version the plugin was built for; 0 when unknown. */
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  /** The plugin's one-line description; NULL when none. */
+  const char* description;
+  /** Rejected or shadowed: why, in one line. NULL when loaded. */
+  const char* reason;
+} ktc_plugin_record;
+
+#define KTC_PLUGIN_RECORD_INIT                                                 \
+  { sizeof(ktc_plugin_record), 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL }
+
+/**
+ * Discovers and loads every plugin in the search path. Loaded plugins come
+ * first, in search order; with KTC_PLUGINS_ALL the rejected and shadowed
+ * files follow. A broken plugin never fails the call.
+ * @param out receives the list; free with ktc_plugin_list_free().
+ * @return KTC_OK, KTC_E_INVALID, KTC_E_NOMEM.
+ * @since 1.1
+ */
+KTC_API int
+ktc_plugins_list(ktc_plugin_list** out, ktc_cache* cache, uint32_t flags);
+
+/** Number of records. @since 1.1 */
+KTC_API size_t ktc_plugin_list_count(const ktc_plugin_list* list);
+
+/** Fills `record` with row `index`.
+ * @return KTC_OK, KTC_E_INVALID. @since 1.1 */
+KTC_API int ktc_plugin_list_get(const ktc_plugin_list* list,
+                                size_t index,
+                                ktc_plugin_record* record);
+
+/** Frees a plugin list. NULL is accepted. @since 1.1 */
+KTC_API void ktc_plugin_list_free(ktc_plugin_list* list);
+
+/**
+ * Resolves and describes a source spec ("<scheme>:<rest>") through the
+ * plugin of its scheme, loading only that plugin. Fetches nothing the
+ * plugin can avoid fetching.
+ * @param out receives a JSON object: {"spec", "plugin": {"name",
+ *        "version", "file"}, "identity": {...}, "source": {"type", ...},
+ *        "key_parts": [...]}; free with ktc_free().
+ * @return KTC_OK, KTC_E_INVALID (no scheme, malformed scheme),
+ *         KTC_E_PLUGIN (no plugin for the scheme, or it failed; the message
+ *         says which and why), KTC_E_NOTFOUND (the plugin found nothing
+ *         under the spec).
+ * @since 1.1
+ */
+KTC_API int ktc_source_describe(char** out, ktc_cache* cache, const char* spec);
+
+/** Options for ktc_strip(). @since 1.1 */
+typedef struct ktc_strip_options {
+  uint32_t struct_size;
+  uint32_t flags;
+  /** The strip policy's name; NULL = "btf". */
+  const char* policy;
+} ktc_strip_options;
+
+#define KTC_STRIP_OPTIONS_INIT                                                 \
+  { sizeof(ktc_strip_options), 0, NULL }
+
+/**
+ * Writes `output` from the ELF file `input` through a strip policy,
+ * loading that policy's plugin only. The output is written to a temporary
+ * file beside it and renamed into place: a failure leaves no output.
+ * Policies that need the ELF engine fail with KTC_E_UNSUPPORTED until the
+ * engine is present.
+ * @return KTC_OK, KTC_E_INVALID, KTC_E_NOTFOUND (input), KTC_E_PLUGIN,
+ *         KTC_E_UNSUPPORTED, KTC_E_IO.
+ * @since 1.1
+ */
+KTC_API int ktc_strip(ktc_cache* cache,
+                      const char* input,
+                      const char* output,
+                      const ktc_strip_options* options);
 
 #ifdef __cplusplus
 }
