@@ -46,6 +46,21 @@ struct Entry {
   std::string config_path() const;
 };
 
+// How the vmlinux handed to store came to be, for its metadata. The cache
+// does no stripping itself: the caller strips, then stores the result.
+struct VmlinuxOrigin {
+  // The policy whose output is stored ("none": the file as built).
+  std::string policy = "none";
+  std::optional<std::string> policy_version;
+  // The policy asked for, when it differs from `policy`, and why.
+  std::optional<std::string> requested;
+  std::optional<std::string> fallback;
+  bool stripped = false;
+  // The size of the vmlinux before stripping.
+  std::optional<uint64_t> original_size;
+  std::optional<std::string> build_id;
+};
+
 struct StoreRequest {
   std::string image;
   std::string vmlinux;    // empty: none
@@ -56,6 +71,7 @@ struct StoreRequest {
   std::string source_json;   // empty: {"type":"local",...nulls}
   std::string metadata_json; // empty: none
   std::optional<std::string> kconfig_hash;
+  VmlinuxOrigin vmlinux_origin;
 };
 
 enum class CleanMode { all, keep, corrupt_only, keys };

@@ -319,9 +319,16 @@ Result<Entry> Cache::store(const std::string& key,
     json::object record{
         {"file", input.file}, {"size", copied.size}, {"sha256", copied.sha256}};
     if (input.role == "vmlinux") {
-      record["build_id"] = nullptr;
-      record["strip_policy"] = "none";
-      record["original_size"] = copied.size;
+      const VmlinuxOrigin& origin = request.vmlinux_origin;
+      auto text_or_null = [](const std::optional<std::string>& text) {
+        return text ? json::value(*text) : json::value(nullptr);
+      };
+      record["build_id"] = text_or_null(origin.build_id);
+      record["strip_policy"] = origin.policy;
+      record["strip_policy_version"] = text_or_null(origin.policy_version);
+      record["strip_requested"] = text_or_null(origin.requested);
+      record["strip_fallback"] = text_or_null(origin.fallback);
+      record["original_size"] = origin.original_size.value_or(copied.size);
     }
     if (input.role == "config") {
       object["config_hash"] = copied.sha256.substr(0, 16);
@@ -329,9 +336,8 @@ Result<Entry> Cache::store(const std::string& key,
     artifacts[input.role] = std::move(record);
   }
   object["has_vmlinux"] = !request.vmlinux.empty();
-  // Stripping arrives with the strip policies; until then the vmlinux is
-  // stored whole.
-  object["vmlinux_stripped"] = false;
+  object["vmlinux_stripped"] =
+      !request.vmlinux.empty() && request.vmlinux_origin.stripped;
   object["artifacts"] = std::move(artifacts);
 
   Metadata metadata(std::move(object));

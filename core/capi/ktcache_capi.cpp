@@ -8,8 +8,11 @@
 #include "cache/metadata.hpp"
 #include "cache/root.hpp"
 #include "capi/capi_guard.hpp"
+#include "elf/elf_file.hpp"
+#include "elf/ikconfig.hpp"
 #include "plugin/host.hpp"
 #include "plugin/operations.hpp"
+#include "util/fs.hpp"
 #include "util/log.hpp"
 #include "util/parallel.hpp"
 #include "util/result.hpp"
@@ -18,6 +21,10 @@
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <ktcache/ktcache.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -308,8 +315,6 @@ Result<cache::StoreRequest> store_request(const ktc_store_options& options) {
   if (options.image == nullptr) {
     return null_argument("ktc_store_options.image");
   }
-  // Note: the core stores the vmlinux as given until strip policies exist,
-  // so KTC_STORE_NO_STRIP is accepted and changes nothing yet.
   cache::StoreRequest request;
   KTC_TRY_ASSIGN(request.image,
                  optional_text(options.image, "ktc_store_options.image"));
@@ -371,6 +376,99 @@ Result<void> describe_into(cache::StoreRequest& request,
   source_plugin["key_parts"] = described["key_parts"];
   extra["source_plugin"] = std::move(source_plugin);
   request.metadata_json = boost::json::serialize(extra);
+  return {};
+}
+
+boost::json::value text_or_null(const std::optional<std::string>& text) {
+  return text ? boost::json::value(*text) : boost::json::value(nullptr);
+}
+
+// A private directory for a stripped vmlinux on its way into the cache;
+// removed with everything in it when the store is done.
+class StripScratch {
+public:
+  StripScratch() = default;
+  StripScratch(const StripScratch&) = delete;
+  StripScratch& operator=(const StripScratch&) = delete;
+  ~StripScratch() {
+    if (!m_dir.empty()) {
+      if (!m_file.empty()) {
+        ::unlink(m_file.c_str());
+      }
+      ::rmdir(m_dir.c_str());
+    }
+  }
+
+  Result<std::string> make() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern =
+        fmt::format("{}/ktcache-strip-XXXXXX",
+                    base != nullptr && *base != '\0' ? base : "/tmp");
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return errno_error(
+          errno, fmt::format("cannot create a directory like {}", pattern));
+    }
+    m_dir = pattern;
+    m_file = m_dir + "/vmlinux";
+    return m_file;
+  }
+
+private:
+  std::string m_dir;
+  std::string m_file;
+};
+
+// The vmlinux's build-id when it is a readable ELF file, else none.
+std::optional<std::string> build_id_of(const std::string& path) {
+  auto file = elf::ElfFile::open(path);
+  if (!file) {
+    return std::nullopt;
+  }
+  auto id = elf::build_id(*file);
+  return id ? *id : std::nullopt;
+}
+
+// Strips the request's vmlinux into `scratch` with the store's policy and
+// points the request at the result, recording how it was made.
+Result<void> strip_for_store(cache::StoreRequest& request,
+                             plugin::Registry& plugins,
+                             const ktc_store_options& options,
+                             StripScratch& scratch) {
+  cache::VmlinuxOrigin& origin = request.vmlinux_origin;
+  if ((options.flags & KTC_STORE_NO_STRIP) != 0) {
+    origin.build_id = build_id_of(request.vmlinux);
+    return {};
+  }
+  bool named = options.strip_policy != nullptr;
+  std::string policy = named ? options.strip_policy : "btf";
+  KTC_TRY_ASSIGN(std::string output, scratch.make());
+  plugin::StripFileOptions strip_options;
+  strip_options.whole_file_fallback = true;
+  auto outcome = plugin::strip_file(plugins, policy, request.vmlinux, output,
+                                    strip_options);
+  if (!outcome) {
+    // The default policy's plugin missing is no reason to refuse a store;
+    // a policy the caller named is.
+    if (named || outcome.error().status != Status::plugin) {
+      return std::move(outcome).error();
+    }
+    KTC_LOG(warn, "Storing {} whole: {}", request.vmlinux,
+            outcome.error().message);
+    origin.requested = policy;
+    origin.fallback = outcome.error().message;
+    origin.build_id = build_id_of(request.vmlinux);
+    return {};
+  }
+  origin.policy = outcome->policy;
+  origin.policy_version = outcome->policy_version;
+  origin.stripped = outcome->stripped;
+  origin.original_size = outcome->input_size;
+  origin.build_id = outcome->build_id;
+  if (outcome->policy != outcome->requested) {
+    origin.requested = outcome->requested;
+  }
+  origin.fallback = outcome->fallback;
+  request.vmlinux = output;
   return {};
 }
 
@@ -716,6 +814,12 @@ int ktc_store(ktc_entry** out,
     KTC_TRY_ASSIGN(kc::StoreRequest request, store_request(copy));
     if (copy.source_spec != nullptr) {
       KTC_TRY(describe_into(request, cache->plugins, copy.source_spec));
+    }
+    // The key is checked before a possibly long strip.
+    KTC_TRY(kc::validate_key(key));
+    StripScratch scratch;
+    if (!request.vmlinux.empty()) {
+      KTC_TRY(strip_for_store(request, cache->plugins, copy, scratch));
     }
     KTC_TRY_ASSIGN(kc::Entry entry, cache->cache.store(key, request));
     if (out != nullptr) {
@@ -1081,8 +1185,12 @@ int ktc_source_describe(char** out, ktc_cache* cache, const char* spec) {
 int ktc_strip(ktc_cache* cache,
               const char* input,
               const char* output,
-              const ktc_strip_options* options) {
+              const ktc_strip_options* options,
+              char** report) {
   return guard(__func__, [&]() -> Result<void> {
+    if (report != nullptr) {
+      *report = nullptr;
+    }
     if (cache == nullptr) {
       return null_argument("cache");
     }
@@ -1101,6 +1209,181 @@ int ktc_strip(ktc_cache* cache,
     }
     KTC_TRY(check_flags(copy.flags, 0, "ktc_strip_options.flags"));
     std::string policy = copy.policy != nullptr ? copy.policy : "btf";
-    return ktc::plugin::strip_file(cache->plugins, policy, input, output);
+    ktc::plugin::StripFileOptions strip_options;
+    strip_options.sync = true;
+    KTC_TRY_ASSIGN(ktc::plugin::StripOutcome outcome,
+                   ktc::plugin::strip_file(cache->plugins, policy, input,
+                                           output, strip_options));
+    if (report != nullptr) {
+      boost::json::object object;
+      object["requested"] = outcome.requested;
+      object["policy"] = outcome.policy;
+      object["policy_version"] = outcome.policy_version;
+      object["stripped"] = outcome.stripped;
+      object["fallback"] = text_or_null(outcome.fallback);
+      object["input_bytes"] = outcome.input_size;
+      object["output_bytes"] = outcome.output_size;
+      object["build_id"] = text_or_null(outcome.build_id);
+      *report = malloc_string(boost::json::serialize(object));
+    }
+    return {};
+  });
+}
+
+/* ---------------------------------------------------------------------- */
+/* Kernel configuration                                                   */
+
+namespace {
+
+struct KconfigAnswer {
+  std::string text;
+  int source = KTC_KCONFIG_FROM_IKCONFIG;
+  std::string path;
+};
+
+// A '/' or an existing non-directory makes a file. Keys are directory
+// names, and a working directory that holds entries (the cache root) must
+// not turn keys into directories to read as ELF.
+bool names_a_file(const char* argument) {
+  if (std::strchr(argument, '/') != nullptr) {
+    return true;
+  }
+  struct stat st;
+  return ::stat(argument, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+Result<std::optional<ktc::elf::EmbeddedConfig>>
+embedded_config(const std::string& path) {
+  KTC_TRY_ASSIGN(ktc::elf::ElfFile file, ktc::elf::ElfFile::open(path));
+  return ktc::elf::read_ikconfig(file);
+}
+
+Result<KconfigAnswer> kconfig_of_file(const std::string& path) {
+  KTC_TRY_ASSIGN(std::optional<ktc::elf::EmbeddedConfig> embedded,
+                 embedded_config(path));
+  if (!embedded) {
+    return ktc::make_error(Status::not_found,
+                           "{}: no embedded config (CONFIG_IKCONFIG)", path);
+  }
+  return KconfigAnswer{std::move(embedded->text), KTC_KCONFIG_FROM_IKCONFIG,
+                       path};
+}
+
+Result<KconfigAnswer> kconfig_of_entry(ktc_cache& cache,
+                                       const std::string& key) {
+  KTC_TRY_ASSIGN(kc::Entry entry, cache.cache.lookup(key, false));
+  std::string vmlinux = entry.vmlinux_path();
+  std::string config = entry.config_path();
+  if (!vmlinux.empty()) {
+    auto embedded = embedded_config(vmlinux);
+    if (embedded && *embedded) {
+      return KconfigAnswer{std::move((*embedded)->text),
+                           KTC_KCONFIG_FROM_IKCONFIG, vmlinux};
+    }
+    if (!embedded) {
+      if (config.empty()) {
+        return std::move(embedded).error();
+      }
+      KTC_LOG(warn,
+              "Failed to read the embedded config of {}: {}; using the "
+              "stored .config",
+              vmlinux, embedded.error().message);
+    }
+  }
+  if (config.empty()) {
+    return ktc::make_error(
+        Status::not_found, "entry \"{}\": {} and no stored .config", key,
+        vmlinux.empty() ? "no vmlinux"
+                        : "no embedded config (CONFIG_IKCONFIG)");
+  }
+  KTC_TRY_ASSIGN(std::string text, ktc::fs::read_file(AT_FDCWD, config));
+  return KconfigAnswer{std::move(text), KTC_KCONFIG_FROM_CONFIG_FILE, config};
+}
+
+// Letters, digits and '_', with something after any "CONFIG_".
+bool is_option_name(std::string_view name) {
+  std::string_view bare =
+      name.starts_with("CONFIG_") ? name.substr(sizeof "CONFIG_" - 1) : name;
+  return !bare.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+} // namespace
+
+int ktc_kconfig_read(char** out,
+                     int* source,
+                     char** path,
+                     ktc_cache* cache,
+                     const char* file_or_key) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (file_or_key == nullptr) {
+      return null_argument("file_or_key");
+    }
+    if (*file_or_key == '\0') {
+      return make_error(Status::invalid,
+                        "the file or key to read the kernel config of is "
+                        "empty");
+    }
+    KconfigAnswer answer;
+    if (names_a_file(file_or_key)) {
+      KTC_TRY_ASSIGN(answer, kconfig_of_file(file_or_key));
+    } else if (cache == nullptr) {
+      return make_error(Status::invalid,
+                        "\"{}\" is not a file, and no cache was given to "
+                        "look it up as a key",
+                        file_or_key);
+    } else {
+      KTC_TRY_ASSIGN(answer, kconfig_of_entry(*cache, file_or_key));
+    }
+    // Both copies first, so that a failure leaves the outputs untouched.
+    std::unique_ptr<char, decltype(&std::free)> text(malloc_string(answer.text),
+                                                     &std::free);
+    char* answered_by = path != nullptr ? malloc_string(answer.path) : nullptr;
+    *out = text.release();
+    if (path != nullptr) {
+      *path = answered_by;
+    }
+    if (source != nullptr) {
+      *source = answer.source;
+    }
+    return {};
+  });
+}
+
+int ktc_kconfig_value(char** out, const char* config_text, const char* name) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (config_text == nullptr) {
+      return null_argument("config_text");
+    }
+    if (name == nullptr) {
+      return null_argument("name");
+    }
+    if (!is_option_name(name)) {
+      return make_error(Status::invalid,
+                        "\"{}\" is not a kconfig option name (letters, "
+                        "digits and '_', as in CONFIG_HZ or HZ)",
+                        name);
+    }
+    std::optional<std::string> value =
+        ktc::elf::config_value(config_text, name);
+    if (!value) {
+      std::string_view text = config_text;
+      std::string symbol = std::string_view(name).starts_with("CONFIG_")
+                               ? std::string(name)
+                               : "CONFIG_" + std::string(name);
+      bool unset = text.find("# " + symbol + " is not set") != text.npos;
+      return make_error(Status::not_found, "{} is {}", symbol,
+                        unset ? "not set" : "absent from the config");
+    }
+    *out = malloc_string(*value);
+    return {};
   });
 }

@@ -1,5 +1,7 @@
 #include "plugin/host.hpp"
 
+#include "plugin/operations.hpp"
+
 #include "plugin/elf_probe.hpp"
 #include "util/fs.hpp"
 #include "util/log.hpp"
@@ -452,7 +454,7 @@ const ktc_host_services k_services = {
     service_set_identity,      service_payload_string,
     service_payload_bool,      service_payload_int,
     service_add_key_part,      service_add_expansion,
-    service_set_tree,          nullptr,
+    service_set_tree,          &k_strip_engine,
 };
 
 // --- loading ------------------------------------------------------------

@@ -1,5 +1,7 @@
 #include "plugin/operations.hpp"
 
+#include "elf/elf_file.hpp"
+#include "elf/strip.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 
@@ -153,10 +155,160 @@ Result<SourceDescription> describe_source(Registry& registry,
   return description;
 }
 
-Result<void> strip_file(Registry& registry,
-                        std::string_view policy,
-                        const std::string& input,
-                        const std::string& output) {
+namespace {
+
+Result<elf::Decision> to_decision(int value, const Plugin& plugin) {
+  switch (value) {
+  case KTC_STRIP_KEEP:
+    return elf::Decision::keep;
+  case KTC_STRIP_HEADER_ONLY:
+    return elf::Decision::header_only;
+  case KTC_STRIP_DROP:
+    return elf::Decision::drop;
+  default:
+    return make_error(Status::plugin,
+                      "strip policy {} ({}) returned the unknown decision {}",
+                      plugin.name(), plugin.path(), value);
+  }
+}
+
+ktc_strip_section section_view(const elf::Section& section, uint32_t roles) {
+  ktc_strip_section view{};
+  view.struct_size = sizeof view;
+  view.index = static_cast<uint32_t>(section.index);
+  // Section names point into the mapped, NUL-terminated name table.
+  view.name = section.name.data();
+  view.type = section.type;
+  view.flags = section.flags;
+  view.size = section.size;
+  view.roles = roles;
+  return view;
+}
+
+static_assert(static_cast<int>(elf::Decision::keep) == KTC_STRIP_KEEP);
+static_assert(static_cast<int>(elf::Decision::header_only) ==
+              KTC_STRIP_HEADER_ONLY);
+static_assert(static_cast<int>(elf::Decision::drop) == KTC_STRIP_DROP);
+constexpr bool same_role(elf::Role engine, uint32_t abi) {
+  return static_cast<uint32_t>(engine) == abi;
+}
+static_assert(same_role(elf::role_structural, KTC_STRIP_ROLE_STRUCTURAL) &&
+              same_role(elf::role_symbols, KTC_STRIP_ROLE_SYMBOLS) &&
+              same_role(elf::role_btf, KTC_STRIP_ROLE_BTF) &&
+              same_role(elf::role_ikconfig, KTC_STRIP_ROLE_IKCONFIG) &&
+              same_role(elf::role_note, KTC_STRIP_ROLE_NOTE) &&
+              same_role(elf::role_debug, KTC_STRIP_ROLE_DEBUG) &&
+              same_role(elf::role_comment, KTC_STRIP_ROLE_COMMENT) &&
+              same_role(elf::role_reloc, KTC_STRIP_ROLE_RELOC) &&
+              same_role(elf::role_alloc, KTC_STRIP_ROLE_ALLOC) &&
+              same_role(elf::role_code, KTC_STRIP_ROLE_CODE) &&
+              same_role(elf::role_btf_ext, KTC_STRIP_ROLE_BTF_EXT));
+
+// Strips with the engine and checks the result: the one way any policy's
+// output is accepted.
+Result<void> checked_strip(const elf::ElfFile& input,
+                           const std::string& output,
+                           const elf::Decider& decide) {
+  auto stripped = elf::strip(input, output, decide);
+  if (!stripped) {
+    return std::move(stripped).error();
+  }
+  auto written = elf::ElfFile::open(output);
+  Result<void> checked = written ? elf::check_output(input, *written)
+                                 : Result<void>(written.error());
+  if (!checked) {
+    ::unlink(output.c_str());
+    return checked;
+  }
+  return {};
+}
+
+// Runs `plugin` on `input` into `output` (which does not exist yet): its
+// whole-file hook if it has one and takes the file, else the engine with
+// its decide().
+Result<void> run_policy(const Plugin& plugin,
+                        const elf::ElfFile& input,
+                        const std::string& output,
+                        const std::string& subject) {
+  const ktc_strip_ops& ops = plugin.strip_ops();
+  if (ops.whole_file != nullptr) {
+    ktc_plugin_call call = new_call(plugin);
+    int status = ops.whole_file(plugin.state(), &call, input.path().c_str(),
+                                output.c_str());
+    if (status == KTC_PLUGIN_OK) {
+      if (auto written = sync_file(output); !written) {
+        ::unlink(output.c_str());
+        return written;
+      }
+      auto reopened = elf::ElfFile::open(output);
+      Result<void> checked = reopened ? elf::check_output(input, *reopened)
+                                      : Result<void>(reopened.error());
+      if (!checked) {
+        ::unlink(output.c_str());
+      }
+      return checked;
+    }
+    ::unlink(output.c_str());
+    if (status != KTC_PLUGIN_NOT_MINE) {
+      return call_error(plugin, call, status, subject);
+    }
+  }
+  elf::Decider decide = [&](const elf::Section& section,
+                            uint32_t roles) -> Result<elf::Decision> {
+    ktc_plugin_call call = new_call(plugin);
+    ktc_strip_section view = section_view(section, roles);
+    int decision = KTC_STRIP_KEEP;
+    int status = ops.decide(plugin.state(), &call, &view, &decision);
+    if (status != KTC_PLUGIN_OK) {
+      return call_error(plugin, call, status,
+                        fmt::format("{}: section {} ({})", subject,
+                                    section.index, section.name));
+    }
+    return to_decision(decision, plugin);
+  };
+  return checked_strip(input, output, decide);
+}
+
+Result<void> copy_whole(const std::string& input, const std::string& output) {
+  Fd from(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!from) {
+    return errno_error(errno, input);
+  }
+  Fd to(::open(output.c_str(),
+               O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666));
+  if (!to) {
+    return errno_error(errno, fmt::format("cannot create {}", output));
+  }
+  struct stat st;
+  if (::fstat(from.get(), &st) != 0) {
+    return errno_error(errno, input);
+  }
+  off_t remaining = st.st_size;
+  while (remaining > 0) {
+    ssize_t copied = ::copy_file_range(from.get(), nullptr, to.get(), nullptr,
+                                       static_cast<size_t>(remaining), 0);
+    if (copied <= 0) {
+      int error_number = copied < 0 ? errno : EIO;
+      ::unlink(output.c_str());
+      return errno_error(error_number, fmt::format("cannot copy {}", input));
+    }
+    remaining -= copied;
+  }
+  return {};
+}
+
+uint64_t size_of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+} // namespace
+
+Result<StripOutcome> strip_file(Registry& registry,
+                                std::string_view policy,
+                                const std::string& input,
+                                const std::string& output,
+                                const StripFileOptions& options) {
   struct stat st;
   if (::stat(input.c_str(), &st) != 0) {
     return errno_error(errno, input);
@@ -168,42 +320,130 @@ Result<void> strip_file(Registry& registry,
     return make_error(Status::invalid, "no output path given");
   }
   KTC_TRY_ASSIGN(PluginRef plugin, registry.find(Kind::strip, policy));
-  const ktc_strip_ops& ops = plugin->strip_ops();
   std::string subject = fmt::format("strip {} with policy {}", input, policy);
-  if (ops.whole_file == nullptr) {
-    return make_error(Status::unsupported,
-                      "{}: the policy decides per section and needs the ELF "
-                      "strip engine, which this libktcache does not have yet",
-                      subject);
-  }
+
+  StripOutcome outcome;
+  outcome.requested = std::string(policy);
+  outcome.input_size = static_cast<uint64_t>(st.st_size);
+
+  auto opened = elf::ElfFile::open(input);
   std::string temp = temp_name_beside(output);
-  ktc_plugin_call call = new_call(*plugin);
-  int status =
-      ops.whole_file(plugin->state(), &call, input.c_str(), temp.c_str());
-  auto discard = [&] { ::unlink(temp.c_str()); };
-  if (status == KTC_PLUGIN_NOT_MINE) {
-    discard();
-    return make_error(Status::unsupported,
-                      "{}: the policy handed the file to the ELF strip "
-                      "engine, which this libktcache does not have yet",
-                      subject);
+  struct TempGuard {
+    const std::string& path;
+    bool keep = false;
+    ~TempGuard() {
+      if (!keep) {
+        ::unlink(path.c_str());
+      }
+    }
+  } guard{temp};
+
+  if (!opened) {
+    if (!options.whole_file_fallback) {
+      return std::move(opened).error();
+    }
+    outcome.fallback = opened.error().message;
+  } else {
+    KTC_TRY_ASSIGN(outcome.build_id, elf::build_id(*opened));
+    auto ran = run_policy(*plugin, *opened, temp, subject);
+    if (ran) {
+      outcome.policy = plugin->name();
+      outcome.policy_version = plugin->version();
+      outcome.stripped = plugin->name() != "none";
+    } else {
+      // The reference's order: the requested policy, then a debug-only
+      // strip, then the file as it is.
+      KTC_LOG(warn, "Strip policy {} failed for {}: {}; trying policy debug",
+              policy, input, ran.error().message);
+      outcome.fallback = ran.error().message;
+      auto debug = checked_strip(*opened, temp, elf::debug_policy);
+      if (debug) {
+        outcome.policy = "debug";
+        outcome.policy_version = KTC_VERSION_STRING;
+        outcome.stripped = true;
+      } else {
+        KTC_LOG(warn, "Strip policy debug failed for {}: {}", input,
+                debug.error().message);
+        if (!options.whole_file_fallback) {
+          return make_error(ran.error().status, "{}", ran.error().message);
+        }
+        outcome.fallback = fmt::format("{}; then {}", ran.error().message,
+                                       debug.error().message);
+      }
+    }
   }
-  if (status != KTC_PLUGIN_OK) {
-    discard();
-    return call_error(*plugin, call, status, subject);
+  if (outcome.policy.empty()) {
+    KTC_LOG(warn, "Keeping {} whole: {}", input, *outcome.fallback);
+    KTC_TRY(copy_whole(input, temp));
+    outcome.policy = "none";
+    outcome.policy_version = KTC_VERSION_STRING;
+    outcome.stripped = false;
   }
-  if (auto synced = sync_file(temp); !synced) {
-    discard();
-    return synced;
+  if (options.sync) {
+    KTC_TRY(sync_file(temp));
   }
   if (::rename(temp.c_str(), output.c_str()) != 0) {
-    int error_number = errno;
-    discard();
-    return errno_error(error_number, output);
+    return errno_error(errno, output);
   }
-  KTC_LOG(debug, "Stripped {} to {} with policy {} {}", input, output,
-          plugin->name(), plugin->version());
-  return {};
+  guard.keep = true;
+  outcome.output_size = size_of(output);
+  KTC_LOG(debug, "Stripped {} to {} with policy {} {}: {} -> {} bytes", input,
+          output, outcome.policy, outcome.policy_version, outcome.input_size,
+          outcome.output_size);
+  return outcome;
 }
+
+namespace {
+
+int engine_service_strip(ktc_plugin_call* call,
+                         const char* input,
+                         const char* output,
+                         ktc_strip_decide_fn decide,
+                         void* context) {
+  auto fail = [&](const Error& error) {
+    if (call != nullptr) {
+      call->error = error.message;
+    }
+    return error.status == Status::invalid     ? KTC_PLUGIN_E_INVALID
+           : error.status == Status::io        ? KTC_PLUGIN_E_IO
+           : error.status == Status::not_found ? KTC_PLUGIN_E_NOTFOUND
+                                               : KTC_PLUGIN_E_GENERIC;
+  };
+  if (input == nullptr || output == nullptr || decide == nullptr) {
+    return fail(Error{Status::invalid,
+                      "strip engine: input, output and decide are required"});
+  }
+  auto opened = elf::ElfFile::open(input);
+  if (!opened) {
+    return fail(opened.error());
+  }
+  elf::Decider decider = [&](const elf::Section& section,
+                             uint32_t roles) -> Result<elf::Decision> {
+    ktc_strip_section view = section_view(section, roles);
+    int decision = KTC_STRIP_KEEP;
+    int status = decide(context, &view, &decision);
+    if (status != KTC_PLUGIN_OK) {
+      return make_error(Status::plugin,
+                        "{}: the decision for section {} ({}) failed with "
+                        "status {}",
+                        input, section.index, section.name, status);
+    }
+    if (decision < KTC_STRIP_KEEP || decision > KTC_STRIP_DROP) {
+      return make_error(Status::plugin, "{}: unknown decision {} for {}", input,
+                        decision, section.name);
+    }
+    return static_cast<elf::Decision>(decision);
+  };
+  auto stripped = checked_strip(*opened, output, decider);
+  return stripped ? KTC_PLUGIN_OK : fail(stripped.error());
+}
+
+} // namespace
+
+const ktc_strip_engine k_strip_engine = {
+    sizeof(ktc_strip_engine),
+    0,
+    engine_service_strip,
+};
 
 } // namespace ktc::plugin

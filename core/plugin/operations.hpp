@@ -38,12 +38,43 @@ struct SourceDescription {
 Result<SourceDescription> describe_source(Registry& registry,
                                           std::string_view spec);
 
-// Writes `output` from `input` through strip policy `policy`: the plugin's
-// whole-file hook into a temporary file beside `output`, renamed into place.
-// Policies that need the ELF engine are refused as unsupported for now.
-Result<void> strip_file(Registry& registry,
-                        std::string_view policy,
-                        const std::string& input,
-                        const std::string& output);
+struct StripFileOptions {
+  // fsync the output before it is renamed into place.
+  bool sync = false;
+  // When neither the policy nor the debug fallback gives an output that
+  // passes the check (or the input is not ELF at all), copy the file whole
+  // instead of failing: what a store wants, not an explicit strip.
+  bool whole_file_fallback = false;
+};
+
+struct StripOutcome {
+  std::string requested;
+  // The policy whose output was kept: the requested one, "debug" when it
+  // fell back, "none" when the file was kept whole.
+  std::string policy;
+  std::string policy_version;
+  // False when the output is the whole input.
+  bool stripped = false;
+  // Why the requested policy's output was not used.
+  std::optional<std::string> fallback;
+  uint64_t input_size = 0;
+  uint64_t output_size = 0;
+  // The input's GNU build-id (the output keeps the same one).
+  std::optional<std::string> build_id;
+};
+
+// Writes `output` from the ELF file `input` through strip policy `policy`
+// (loading only its plugin), checks that the output keeps every named
+// symbol, .BTF, the build-id and IKCONFIG, and falls back to the debug
+// policy, then (with whole_file_fallback) to the whole file. The output is
+// written beside `output` and renamed into place: a failure leaves none.
+Result<StripOutcome> strip_file(Registry& registry,
+                                std::string_view policy,
+                                const std::string& input,
+                                const std::string& output,
+                                const StripFileOptions& options);
+
+// The engine as plugins see it (ktc_host_services.strip_engine).
+extern const ktc_strip_engine k_strip_engine;
 
 } // namespace ktc::plugin

@@ -4,8 +4,9 @@
 Usage: ci_count_test.py CI_COUNT
 
 Feeds ci-count made-up testlog.json files (doctest binaries that pass, fail,
-crash or leak; scripts that pass, skip, fail or time out; a missing log; a
-failed build step) and checks the one line it prints and its exit status.
+crash or leak; scripts that pass, skip, fail or time out; libFuzzer runs
+that pass, crash or time out; a missing log; a failed build step) and checks
+the one line it prints and its exit status.
 """
 
 import json
@@ -24,6 +25,16 @@ def doctest_output(cases, passed, failed, skipped):
 
 
 CRASHED = '[doctest] doctest version is "2.4.9"\n'
+
+# A libFuzzer run's output; its dictionary lines quote whatever strings the
+# code compared inputs with, here doctest's marker and a summary line.
+FUZZ_OK = ("INFO: Seed: 1\n#2\tINITED cov: 910 ft: 1864 corp: 21/373Kb\n"
+           '#4\tNEW cov: 911 MS: 1 CMP- DE: "[doctest]"-\n'
+           '#6\tNEW cov: 912 MS: 1 CMP- DE: "[doctest] test cases: 5 | 5 '
+           'passed | 0 failed | 0 skipped"-\nDone 20000 runs in 61 second(s)\n')
+FUZZ_CRASH = (FUZZ_OK.replace("Done 20000 runs in 61 second(s)\n", "")
+              + "==1== ERROR: AddressSanitizer: heap-buffer-overflow\n"
+              "artifact_prefix='a/'; Test unit written to a/crash-0123\n")
 
 # (testlog entries, failed steps, missing logs, expected line, exit status)
 CASES = {
@@ -45,6 +56,12 @@ CASES = {
         [("a", "OK", ""), ("b", "SKIP", ""), ("c", "FAIL", ""),
          ("d", "TIMEOUT", "")],
         [], 0, "1 passed, 2 failed, 1 skipped", 1),
+    "fuzz-runs": (
+        [("ktcache:fuzz / fuzz_elf_strip", "OK", FUZZ_OK),
+         ("ktcache:fuzz / fuzz_ikconfig", "FAIL", FUZZ_CRASH),
+         ("ktcache:fuzz / fuzz_selftest", "OK", FUZZ_CRASH),
+         ("ktcache:fuzz / fuzz_slow", "TIMEOUT", FUZZ_OK)],
+        [], 0, "2 passed, 2 failed, 0 skipped", 1),
     "failed-step-and-missing-log": (
         [("unit", "OK", doctest_output(2, 2, 0, 0))],
         ["build build-asan"], 1, "2 passed, 2 failed, 0 skipped", 1),

@@ -31,6 +31,14 @@ PROBE_API uint32_t ktc_abi_probe_strip_ops(const ktc_strip_ops* ops) {
   return ops->struct_size;
 }
 
+PROBE_API uint32_t ktc_abi_probe_strip_engine(const ktc_strip_engine* engine) {
+  return engine->struct_size;
+}
+
+PROBE_API int ktc_abi_probe_decide_fn(ktc_strip_decide_fn decide) {
+  return decide != NULL;
+}
+
 PROBE_API uint32_t ktc_abi_probe_plugin_info(const ktc_plugin_info* info) {
   return info->struct_size;
 }

@@ -60,7 +60,7 @@ static_assert(offsetof(ktc_source_ops, recheck) == 40);
 static_assert(offsetof(ktc_source_ops, expand) == 48);
 
 static_assert(pinnable<ktc_strip_section>);
-static_assert(sizeof(ktc_strip_section) == 40);
+static_assert(sizeof(ktc_strip_section) == 48);
 static_assert(offsetof(ktc_strip_section, struct_size) == 0);
 static_assert(offsetof(ktc_strip_section, index) == 4);
 static_assert(offsetof(ktc_strip_section, name) == 8);
@@ -68,6 +68,14 @@ static_assert(offsetof(ktc_strip_section, type) == 16);
 static_assert(offsetof(ktc_strip_section, reserved0) == 20);
 static_assert(offsetof(ktc_strip_section, flags) == 24);
 static_assert(offsetof(ktc_strip_section, size) == 32);
+static_assert(offsetof(ktc_strip_section, roles) == 40);
+static_assert(offsetof(ktc_strip_section, reserved1) == 44);
+
+static_assert(pinnable<ktc_strip_engine>);
+static_assert(sizeof(ktc_strip_engine) == 16);
+static_assert(offsetof(ktc_strip_engine, struct_size) == 0);
+static_assert(offsetof(ktc_strip_engine, reserved0) == 4);
+static_assert(offsetof(ktc_strip_engine, strip) == 8);
 
 static_assert(pinnable<ktc_strip_ops>);
 static_assert(sizeof(ktc_strip_ops) == 24);
@@ -105,6 +113,14 @@ static_assert(KTC_PLUGIN_LOG_ERROR == 1 && KTC_PLUGIN_LOG_WARN == 2 &&
               KTC_PLUGIN_LOG_INFO == 3 && KTC_PLUGIN_LOG_DEBUG == 4 &&
               KTC_PLUGIN_LOG_TRACE == 5);
 static_assert(KTC_SOURCE_IN_PLACE == 1 && KTC_SOURCE_NETWORK == 2);
+static_assert(KTC_STRIP_ROLE_STRUCTURAL == 1 && KTC_STRIP_ROLE_SYMBOLS == 2 &&
+              KTC_STRIP_ROLE_BTF == 4 && KTC_STRIP_ROLE_IKCONFIG == 8 &&
+              KTC_STRIP_ROLE_NOTE == 16 && KTC_STRIP_ROLE_DEBUG == 32 &&
+              KTC_STRIP_ROLE_COMMENT == 64 && KTC_STRIP_ROLE_RELOC == 128 &&
+              KTC_STRIP_ROLE_ALLOC == 256 && KTC_STRIP_ROLE_CODE == 512 &&
+              KTC_STRIP_ROLE_BTF_EXT == 1024);
+static_assert(std::is_same_v<ktc_strip_decide_fn,
+                             int (*)(void*, const ktc_strip_section*, int*)>);
 
 } // namespace
 

@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+} // namespace CLI
+
 namespace ktc::cli {
 
 struct GlobalOptions {
@@ -52,6 +56,7 @@ struct StoreOptions {
   std::optional<std::string> source_spec;
   std::optional<std::string> metadata_json;
   std::optional<std::string> kconfig_hash;
+  std::optional<std::string> strip_policy;
   bool no_strip = false;
   bool json = false;
 };
@@ -97,5 +102,14 @@ struct StripOptions {
   bool json = false;
 };
 int run_strip(ktc_cache* cache, const StripOptions& options);
+
+struct KconfigOptions {
+  std::string file_or_key;
+  std::optional<std::string> get;
+  bool json = false;
+};
+int run_kconfig(ktc_cache* cache, const KconfigOptions& options);
+// Adds the kconfig subcommand to `app`, bound to `options`.
+CLI::App* add_kconfig(CLI::App& app, KconfigOptions& options);
 
 } // namespace ktc::cli

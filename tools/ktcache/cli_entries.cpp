@@ -206,6 +206,7 @@ int run_store(ktc_cache* cache, const StoreOptions& options) {
   request.source_spec = c_str_or_null(options.source_spec);
   request.metadata_json = c_str_or_null(options.metadata_json);
   request.kconfig_hash = c_str_or_null(options.kconfig_hash);
+  request.strip_policy = c_str_or_null(options.strip_policy);
 
   ktc_entry* raw = nullptr;
   int status = ktc_store(&raw, cache, options.key.c_str(), &request);

@@ -42,11 +42,6 @@ std::string display(const boost::json::value& value) {
   return boost::json::serialize(value);
 }
 
-uint64_t file_size(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
 } // namespace
 
 int run_plugins(ktc_cache* cache, const PluginsOptions& options) {
@@ -140,33 +135,35 @@ int run_strip(ktc_cache* cache, const StripOptions& options) {
   ktc_strip_options request = KTC_STRIP_OPTIONS_INIT;
   request.policy = options.policy ? options.policy->c_str() : nullptr;
   auto started = std::chrono::steady_clock::now();
-  int status =
-      ktc_strip(cache, options.input.c_str(), options.output.c_str(), &request);
+  char* raw = nullptr;
+  int status = ktc_strip(cache, options.input.c_str(), options.output.c_str(),
+                         &request, &raw);
   if (status == KTC_E_NOTFOUND) {
     // A missing input file is bad input.
     throw CliError(k_exit_usage, one_line(ktc_error_message()));
   }
   check(status);
+  LibraryString text(raw);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
           .count();
-  uint64_t before = file_size(options.input);
-  uint64_t after = file_size(options.output);
-  std::string policy = options.policy.value_or("btf");
+  boost::json::object report = boost::json::parse(text.get()).as_object();
   if (options.json) {
-    boost::json::object result;
-    result["input"] = options.input;
-    result["output"] = options.output;
-    result["policy"] = policy;
-    result["input_bytes"] = before;
-    result["output_bytes"] = after;
-    result["seconds"] = seconds;
-    print_json(result);
-  } else {
-    fmt::print("{} -> {}: {} -> {} with policy {} in {:.3f} s\n", options.input,
-               options.output, format_size(before), format_size(after), policy,
-               seconds);
+    report["input"] = options.input;
+    report["output"] = options.output;
+    report["seconds"] = seconds;
+    print_json(report);
+    return k_exit_ok;
   }
+  if (!report.at("fallback").is_null()) {
+    fmt::print(stderr, "ktcache: warning: policy {} was not used: {}\n",
+               display(report.at("requested")), display(report.at("fallback")));
+  }
+  fmt::print("{} -> {}: {} -> {} with policy {} in {:.3f} s\n", options.input,
+             options.output,
+             format_size(report.at("input_bytes").to_number<uint64_t>()),
+             format_size(report.at("output_bytes").to_number<uint64_t>()),
+             display(report.at("policy")), seconds);
   return k_exit_ok;
 }
 

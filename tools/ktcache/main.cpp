@@ -25,7 +25,7 @@ constexpr const char* k_main_footer =
     "Exit codes:\n"
     "  0  success\n"
     "  1  not found (lookup of a missing key; verify or clean of a named\n"
-    "     key that does not exist)\n"
+    "     key that does not exist; kconfig of an absent option or config)\n"
     "  2  usage error or invalid input (bad arguments, invalid key,\n"
     "     malformed JSON, missing input file)\n"
     "  3  integrity failure (verify mismatch, corrupt entry)\n"
@@ -114,6 +114,7 @@ struct Commands {
   PluginsOptions plugins;
   SourceDescribeOptions source_describe;
   StripOptions strip;
+  KconfigOptions kconfig;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -184,8 +185,17 @@ void add_store(CLI::App& app, Commands& commands) {
   add_optional(command, "--kconfig-hash", options.kconfig_hash,
                "The hash of the requested kconfig fragments")
       ->type_name("HASH");
-  command->add_flag("--no-strip", options.no_strip,
-                    "Store the vmlinux as given");
+  auto* strip = add_optional(command, "--strip", options.strip_policy,
+                             "The vmlinux's strip policy: btf (the default), "
+                             "debug, none or a plugin's; an output that loses "
+                             "symbols, BTF, the build-id or IKCONFIG falls "
+                             "back to debug, then to the whole file")
+                    ->type_name("POLICY");
+  command
+      ->add_flag("--no-strip", options.no_strip,
+                 "Store the vmlinux as given (same as --strip none, without "
+                 "loading a plugin)")
+      ->excludes(strip);
   add_json_flag(command, options.json);
   command->footer(std::string("Prints the new entry's directory; --json "
                               "prints its entry object.\n") +
@@ -354,7 +364,8 @@ int parse_failure(const CLI::App& app,
   if (app.get_subcommands().empty() && !word.empty()) {
     message = fmt::format(
         "unknown command \"{}\"; the commands are list, "
-        "lookup, store, clean, verify, locks, plugins, source and strip",
+        "lookup, store, clean, verify, locks, plugins, source, strip and "
+        "kconfig",
         word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
@@ -417,6 +428,10 @@ int main(int argc, char** argv) {
   add_plugins(app, commands);
   add_source(app, commands);
   add_strip(app, commands);
+  commands.runners[add_kconfig(app, commands.kconfig)] =
+      [&commands](ktc_cache* cache) {
+        return run_kconfig(cache, commands.kconfig);
+      };
 
   try {
     app.parse(argc, argv);

@@ -37,7 +37,7 @@ extern "C" {
 
 /** Compile-time version of this header. @since 1.0 */
 #define KTC_VERSION_MAJOR 1
-#define KTC_VERSION_MINOR 1
+#define KTC_VERSION_MINOR 2
 #define KTC_VERSION_PATCH 0
 
 /**
@@ -408,12 +408,21 @@ typedef struct ktc_store_options {
    * the entry's `source`, and its version is used when `version` is NULL.
    * Mutually exclusive with source_json. NULL for none. @since 1.1 */
   const char* source_spec;
+  /** The strip policy for the vmlinux ("btf", "debug", "none", a plugin's);
+   * NULL = "btf". A policy named here must have a usable plugin
+   * (KTC_E_PLUGIN otherwise). Whatever the policy, an output that loses a
+   * named symbol, .BTF, the build-id or IKCONFIG is not stored: the store
+   * falls back to the debug policy, then to the whole file, and records
+   * that in the vmlinux artifact (strip_policy, strip_requested,
+   * strip_fallback). A vmlinux that is not ELF is stored whole. Ignored
+   * with KTC_STORE_NO_STRIP. @since 1.2 */
+  const char* strip_policy;
 } ktc_store_options;
 
 #define KTC_STORE_OPTIONS_INIT                                                 \
   {                                                                            \
     sizeof(ktc_store_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,    \
-        NULL, NULL, NULL                                                       \
+        NULL, NULL, NULL, NULL                                                 \
   }
 
 /**
@@ -787,18 +796,90 @@ typedef struct ktc_strip_options {
 
 /**
  * Writes `output` from the ELF file `input` through a strip policy,
- * loading that policy's plugin only. The output is written to a temporary
- * file beside it and renamed into place: a failure leaves no output.
- * Policies that need the ELF engine fail with KTC_E_UNSUPPORTED until the
- * engine is present.
- * @return KTC_OK, KTC_E_INVALID, KTC_E_NOTFOUND (input), KTC_E_PLUGIN,
- *         KTC_E_UNSUPPORTED, KTC_E_IO.
+ * loading that policy's plugin only, and checks the result: every named
+ * symbol, the .BTF bytes, the build-id and a recoverable IKCONFIG must
+ * survive. A policy whose output fails the check falls back to the debug
+ * policy (logged, and named in the report); when that fails too, the call
+ * fails. The output is written to a temporary file beside it, fsynced and
+ * renamed into place: a failure leaves no output.
+ * @param report receives, unless NULL, a JSON object {"requested",
+ *        "policy", "policy_version", "stripped", "fallback" (string or
+ *        null), "input_bytes", "output_bytes", "build_id" (or null)}; free
+ *        with ktc_free(). @since 1.2
+ * @return KTC_OK, KTC_E_INVALID (not an ELF file, a malformed one),
+ *         KTC_E_NOTFOUND (input), KTC_E_PLUGIN, KTC_E_MISMATCH (no policy's
+ *         output passed the check), KTC_E_IO.
  * @since 1.1
  */
 KTC_API int ktc_strip(ktc_cache* cache,
                       const char* input,
                       const char* output,
-                      const ktc_strip_options* options);
+                      const ktc_strip_options* options,
+                      char** report);
+
+/* ---------------------------------------------------------------------- */
+/* Kernel configuration                                                   */
+/* ---------------------------------------------------------------------- */
+
+/** Where ktc_kconfig_read() found the configuration. @since 1.2 */
+enum {
+  /** Embedded in the vmlinux by CONFIG_IKCONFIG. */
+  KTC_KCONFIG_FROM_IKCONFIG = 0,
+  /** The cache entry's stored .config (the file "config"). */
+  KTC_KCONFIG_FROM_CONFIG_FILE = 1
+};
+
+/**
+ * Reads the kernel configuration (.config text) of a vmlinux file or of a
+ * cache entry.
+ *
+ * `file_or_key` names a file when it contains a '/' or names an existing
+ * file that is not a directory; anything else is a cache key. A file must
+ * be an ELF file; its configuration is the gzip blob CONFIG_IKCONFIG embeds,
+ * found through the symbols kernel_config_data and kernel_config_data_end,
+ * else by its "IKCFG_ST" marker in the sections the kernel loads. For a
+ * key, the entry's vmlinux is read that way first; when the entry has no
+ * vmlinux, or its vmlinux carries no configuration, the entry's stored
+ * .config answers. A vmlinux that cannot be read is then logged as a
+ * warning and the stored .config used; with no stored .config it is the
+ * error. A plain lookup is made: no lock is taken, and a read-only cache
+ * works.
+ * @param out receives the text; free with ktc_free().
+ * @param source receives KTC_KCONFIG_FROM_*; may be NULL.
+ * @param path receives the file that answered (the vmlinux or the stored
+ *        .config); free with ktc_free(). May be NULL.
+ * @param cache needed for a key only; may be NULL when `file_or_key` is a
+ *        file.
+ * @return KTC_OK; KTC_E_NOTFOUND: the file does not exist (the message
+ *         names it), no entry has that key, or there is no configuration
+ *         (the message says "no embedded config (CONFIG_IKCONFIG)", and for
+ *         an entry "and no stored .config"); KTC_E_INVALID: the file is not
+ *         an ELF file, the key is invalid, a key without a cache, a NULL
+ *         argument; KTC_E_CORRUPT: the embedded blob is there but does not
+ *         decompress, or decompresses past 16 MiB, or the entry is corrupt;
+ *         KTC_E_IO.
+ * @since 1.2
+ */
+KTC_API int ktc_kconfig_read(char** out,
+                             int* source,
+                             char** path,
+                             ktc_cache* cache,
+                             const char* file_or_key);
+
+/**
+ * The value of one option in .config text: what follows "CONFIG_NAME=" on
+ * its line, blanks around the line dropped, quotes kept as written
+ * ("1000", "y", "\"-rc1\""). The last assignment of the option wins, a
+ * "# CONFIG_NAME is not set" line included, as when Kconfig reads the file.
+ * @param out receives the value; free with ktc_free().
+ * @param name "CONFIG_HZ" or "HZ": letters, digits and '_'.
+ * @return KTC_OK; KTC_E_NOTFOUND: the option is absent or not set (the
+ *         message says which); KTC_E_INVALID: a NULL argument or a name
+ *         that is not an option name.
+ * @since 1.2
+ */
+KTC_API int
+ktc_kconfig_value(char** out, const char* config_text, const char* name);
 
 #ifdef __cplusplus
 }

@@ -56,7 +56,7 @@ extern "C" {
 
 /** The ABI version of this header. @since 1.1 */
 #define KTC_PLUGIN_ABI_MAJOR 1
-#define KTC_PLUGIN_ABI_MINOR 0
+#define KTC_PLUGIN_ABI_MINOR 1
 
 /** The entry point's name for this ABI major, as a string. @since 1.1 */
 #define KTC_PLUGIN_QUERY_SYMBOL "ktc_plugin_query_v1"
@@ -127,8 +127,8 @@ enum {
  */
 typedef struct ktc_plugin_call ktc_plugin_call;
 
-/** The ELF strip engine, filled in by a later minor version (NULL until
- * then). Opaque here. @since 1.1 */
+/** The ELF strip engine (defined with the strip plugins below); NULL in
+ * hosts of ABI minor 0. @since 1.1 */
 typedef struct ktc_strip_engine ktc_strip_engine;
 
 /**
@@ -218,7 +218,7 @@ typedef struct ktc_host_services {
    * instead of the directory the host provided. */
   int (*set_tree)(ktc_plugin_call* call, const char* path);
 
-  /** The ELF strip engine; NULL in ABI minor 0. */
+  /** The ELF strip engine; NULL in ABI minor 0, non-NULL from minor 1. */
   const ktc_strip_engine* strip_engine;
 } ktc_host_services;
 
@@ -302,7 +302,37 @@ typedef struct ktc_strip_section {
   uint32_t reserved0;
   uint64_t flags;
   uint64_t size;
+  /** KTC_STRIP_ROLE_* bits: what the section is to the engine. Present when
+   * struct_size covers it (hosts of ABI minor 1 and later). @since 1.2 */
+  uint32_t roles;
+  uint32_t reserved1;
 } ktc_strip_section;
+
+/** ktc_strip_section.roles. @since 1.2 */
+enum {
+  /** The null section or the section-name table. */
+  KTC_STRIP_ROLE_STRUCTURAL = 1u << 0,
+  /** .symtab, its string table, or its SHT_SYMTAB_SHNDX. */
+  KTC_STRIP_ROLE_SYMBOLS = 1u << 1,
+  /** .BTF. */
+  KTC_STRIP_ROLE_BTF = 1u << 2,
+  /** Holds the embedded kernel config (kernel_config_data, IKCFG_ST). */
+  KTC_STRIP_ROLE_IKCONFIG = 1u << 3,
+  /** SHT_NOTE (the build-id among them). */
+  KTC_STRIP_ROLE_NOTE = 1u << 4,
+  /** DWARF and other debug data (.debug_*, .zdebug_*, .stab*, ...). */
+  KTC_STRIP_ROLE_DEBUG = 1u << 5,
+  /** .comment. */
+  KTC_STRIP_ROLE_COMMENT = 1u << 6,
+  /** A relocation section (REL, RELA, RELR, CREL). */
+  KTC_STRIP_ROLE_RELOC = 1u << 7,
+  /** SHF_ALLOC: part of the loaded image. */
+  KTC_STRIP_ROLE_ALLOC = 1u << 8,
+  /** SHF_EXECINSTR. */
+  KTC_STRIP_ROLE_CODE = 1u << 9,
+  /** .BTF.ext. */
+  KTC_STRIP_ROLE_BTF_EXT = 1u << 10
+};
 
 /** A strip plugin's operations. @since 1.1 */
 typedef struct ktc_strip_ops {
@@ -322,6 +352,37 @@ typedef struct ktc_strip_ops {
                     const char* input,
                     const char* output);
 } ktc_strip_ops;
+
+/** A per-section decision function for ktc_strip_engine.strip(): sets
+ * *decision to a ktc_strip_decision and returns a ktc_plugin_status.
+ * @since 1.2 */
+typedef int (*ktc_strip_decide_fn)(void* context,
+                                   const ktc_strip_section* section,
+                                   int* decision);
+
+/**
+ * The host's ELF strip engine, for whole_file() hooks that want the engine
+ * with a decision function of their own (a plain policy needs none of this:
+ * decide() is enough). Whatever the decisions, the engine keeps allocated
+ * sections at least as headers, keeps the symbol and section-name tables,
+ * drops relocations of what is not kept, and copies program headers
+ * unchanged. Owned by the host, valid until unload.
+ * @since 1.2
+ */
+struct ktc_strip_engine {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  /** Writes `output` (which MUST NOT exist; the engine creates it, and
+   * removes it on failure) from the ELF file `input`, calling
+   * decide(context, ...) once per section. The output is checked (every
+   * named symbol, .BTF, the build-id and IKCONFIG intact) before this
+   * returns KTC_PLUGIN_OK; on any failure set_error() has the cause. */
+  int (*strip)(ktc_plugin_call* call,
+               const char* input,
+               const char* output,
+               ktc_strip_decide_fn decide,
+               void* context);
+};
 
 /* ---------------------------------------------------------------------- */
 /* The entry point                                                        */
