@@ -27,7 +27,10 @@ public:
     std::string shipped = env_path("KTCACHE_SHIPPED_PLUGINS_DIR");
     std::string fixtures = env_path("KTCACHE_FIXTURE_PLUGINS_DIR");
     fs::copy_file(shipped + "/source_local.so", m_plugins + "/source_local.so");
-    fs::copy_file(shipped + "/strip_none.so", m_plugins + "/strip_none.so");
+    for (const char* name :
+         {"strip_none.so", "strip_btf.so", "strip_debug.so"}) {
+      fs::copy_file(shipped + "/" + name, m_plugins + "/" + name);
+    }
     fs::copy_file(fixtures + "/source_refuses.so",
                   m_plugins + "/source_refuses.so");
   }
@@ -90,7 +93,7 @@ TEST_SUITE("Cli") {
     ProcessResult listed = cli.run({"plugins", "--all", "--json"});
     REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
     json::array rows = parse_json(listed.out).as_array();
-    CHECK(rows.size() == 3);
+    CHECK(rows.size() == 5);
     const json::object& local = row_named(rows, "local");
     CHECK(local.at("state") == "loaded");
     CHECK(local.at("kind") == "source");
@@ -176,8 +179,9 @@ TEST_SUITE("Cli") {
   TEST_CASE("strip --policy none copies, and a failure leaves no output") {
     PluginCli cli;
     std::string input = cli.path("vmlinux");
-    std::string data = random_bytes(1 << 16, 7);
-    write_file(input, data);
+    fs::copy_file(env_path("KTCACHE_SHIPPED_PLUGINS_DIR") + "/source_local.so",
+                  input);
+    std::string data = read_file(input);
 
     std::string output = cli.path("vmlinux.none");
     ProcessResult copied =
@@ -202,6 +206,61 @@ TEST_SUITE("Cli") {
     CHECK(contains(no_input.err, cli.path("absent")));
     CHECK_FALSE(exists(nothing));
     CHECK(cli.cache().run({"list", "--json"}).out == "[]\n");
+  }
+
+  TEST_CASE("store --strip strips the vmlinux with the named policy") {
+    PluginCli cli;
+    std::string vmlinux = cli.path("vmlinux");
+    fs::copy_file(env_path("KTCACHE_SHIPPED_PLUGINS_DIR") + "/source_local.so",
+                  vmlinux);
+    std::string image = cli.path("bzImage");
+    write_file(image, "boot image");
+
+    auto stored_vmlinux = [&](const std::string& key) {
+      ProcessResult listed = cli.run({"lookup", key, "--json"});
+      REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
+      json::object entry = parse_json(listed.out).as_object();
+      return std::make_pair(
+          entry.at("metadata").at("artifacts").at("vmlinux").as_object(),
+          entry.at("metadata").at("vmlinux_stripped").as_bool());
+    };
+
+    ProcessResult by_default =
+        cli.run({"store", "k-default", "--image", image, "--vmlinux", vmlinux});
+    REQUIRE_MESSAGE(by_default.exit_code == 0, by_default.err);
+    auto [btf, btf_stripped] = stored_vmlinux("k-default");
+    CHECK(btf.at("strip_policy") == "btf");
+    CHECK(btf_stripped);
+    CHECK(btf.at("size").to_number<uint64_t>() < fs::file_size(vmlinux));
+    CHECK(btf.at("original_size").to_number<uint64_t>() ==
+          fs::file_size(vmlinux));
+
+    ProcessResult debug = cli.run({"store", "k-debug", "--image", image,
+                                   "--vmlinux", vmlinux, "--strip", "debug"});
+    REQUIRE_MESSAGE(debug.exit_code == 0, debug.err);
+    CHECK(stored_vmlinux("k-debug").first.at("strip_policy") == "debug");
+
+    ProcessResult whole = cli.run({"store", "k-whole", "--image", image,
+                                   "--vmlinux", vmlinux, "--no-strip"});
+    REQUIRE_MESSAGE(whole.exit_code == 0, whole.err);
+    auto [kept, kept_stripped] = stored_vmlinux("k-whole");
+    CHECK(kept.at("strip_policy") == "none");
+    CHECK_FALSE(kept_stripped);
+    CHECK(kept.at("size").to_number<uint64_t>() == fs::file_size(vmlinux));
+
+    ProcessResult missing =
+        cli.run({"store", "k-missing", "--image", image, "--vmlinux", vmlinux,
+                 "--strip", "nosuch"});
+    CHECK(missing.exit_code == k_exit_plugin);
+    CHECK(split_lines(missing.err).size() == 1);
+    CHECK(contains(missing.err, "nosuch"));
+    CHECK_FALSE(exists(cli.cache().entry_dir("k-missing")));
+
+    ProcessResult both =
+        cli.run({"store", "k-both", "--image", image, "--vmlinux", vmlinux,
+                 "--strip", "btf", "--no-strip"});
+    CHECK(both.exit_code == k_exit_usage);
+    CHECK_FALSE(exists(cli.cache().entry_dir("k-both")));
   }
 
 } // TEST_SUITE

@@ -139,9 +139,8 @@ TEST_CASE("an unknown command is named in the usage error") {
   ProcessResult result = cache.run({"frobnicate"});
   CHECK(result.exit_code == 2);
   CHECK(contains(result.err, "unknown command \"frobnicate\""));
-  CHECK(contains(
-      result.err,
-      "list, lookup, store, clean, verify, locks, plugins, source and strip"));
+  CHECK(contains(result.err, "list, lookup, store, clean, verify, locks, "
+                             "plugins, source, strip and kconfig"));
 }
 
 TEST_CASE("a relative --cache-dir is made absolute") {

@@ -152,7 +152,7 @@ def check_cli(work, destdir, dirs, plugin):
                f"{plugin_dir}/{file_name}")
         expect(row["abi_major"] == 1, f"plugin {name}: {row}")
     expect(rows["demo"]["version"] == "0.0.1" and
-           rows["demo"]["abi_minor"] == 0, f"demo row: {rows['demo']}")
+           rows["demo"]["abi_minor"] == 1, f"demo row: {rows['demo']}")
 
     described = json.loads(ktcache("source", "describe", SPEC,
                                    "--json").stdout)

@@ -72,10 +72,12 @@ TEST_CASE("plugins load only when a command needs them") {
   std::string image = dir / "bzImage";
   std::string vmlinux = dir / "vmlinux";
   write_file(image, "boot image bytes");
-  write_file(vmlinux, "not an ELF file; only stored whole");
+  // An ELF file, stored whole (--no-strip) and stripped with policy none.
+  fs::copy_file(shipped + "/source_local.so", vmlinux);
   ktc_store_options store = KTC_STORE_OPTIONS_INIT;
   store.image = image.c_str();
   store.vmlinux = vmlinux.c_str();
+  store.flags = KTC_STORE_NO_STRIP;
   for (const char* key : {"lazy-a", "lazy-b"}) {
     call_ok(ktc_store(nullptr, cache.get(), key, &store), "store");
   }
@@ -114,7 +116,8 @@ TEST_CASE("plugins load only when a command needs them") {
   std::string stripped = dir / "vmlinux.none";
   ktc_strip_options strip = KTC_STRIP_OPTIONS_INIT;
   strip.policy = "none";
-  call_ok(ktc_strip(cache.get(), vmlinux.c_str(), stripped.c_str(), &strip),
+  call_ok(ktc_strip(cache.get(), vmlinux.c_str(), stripped.c_str(), &strip,
+                    nullptr),
           "strip --policy none");
   CHECK(ktc::test::read_file(stripped) == ktc::test::read_file(vmlinux));
   CHECK(mapped_from(plugins) == std::set<std::string>{"strip_none.so"});

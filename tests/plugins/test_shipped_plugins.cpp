@@ -275,7 +275,7 @@ const Row& row_named(const std::vector<Row>& rows, const std::string& name) {
 TEST_CASE("the shipped plugins load from the build tree") {
   ShippedCache cache;
   std::vector<Row> rows = list_plugins(cache.get(), KTC_PLUGINS_ALL);
-  REQUIRE(rows.size() == 2);
+  REQUIRE(rows.size() == 4);
   std::string dir = fs::canonical(plugin_dir()).string();
 
   const Row& local = row_named(rows, "local");
@@ -283,7 +283,7 @@ TEST_CASE("the shipped plugins load from the build tree") {
   CHECK(local.kind == "source");
   CHECK(local.version == "1.0.0");
   CHECK(local.abi_major == 1);
-  CHECK(local.abi_minor == 0);
+  CHECK(local.abi_minor == KTC_PLUGIN_ABI_MINOR);
   CHECK(local.file == dir + "/source_local.so");
   CHECK(local.description == "a kernel tree on disk, built in place");
 
@@ -292,9 +292,17 @@ TEST_CASE("the shipped plugins load from the build tree") {
   CHECK(none.kind == "strip");
   CHECK(none.version == "1.0.0");
   CHECK(none.abi_major == 1);
-  CHECK(none.abi_minor == 0);
+  CHECK(none.abi_minor == KTC_PLUGIN_ABI_MINOR);
   CHECK(none.file == dir + "/strip_none.so");
   CHECK(none.description == "keeps the vmlinux whole (DWARF included)");
+
+  for (const char* name : {"btf", "debug"}) {
+    const Row& policy = row_named(rows, name);
+    CHECK(policy.state == KTC_PLUGIN_LOADED);
+    CHECK(policy.kind == "strip");
+    CHECK(policy.abi_minor == KTC_PLUGIN_ABI_MINOR);
+    CHECK(policy.file == dir + "/strip_" + name + ".so");
+  }
 }
 
 TEST_CASE("local: a clean git tree is keyed by its commit") {
@@ -504,12 +512,14 @@ TEST_CASE("strip policy none copies the file whole") {
   TempDir dir;
   std::string input = dir / "vmlinux";
   std::string output = dir / "vmlinux.kept";
-  std::string data = ktc::test::random_bytes(300 * 1024 + 7, 11);
-  write_file(input, data);
+  // Any ELF file does: a plugin of this build.
+  fs::copy_file(plugin_dir() + "/source_local.so", input);
+  std::string data = ktc::test::read_file(input);
 
   ktc_strip_options options = KTC_STRIP_OPTIONS_INIT;
   options.policy = "none";
-  int status = ktc_strip(cache.get(), input.c_str(), output.c_str(), &options);
+  int status =
+      ktc_strip(cache.get(), input.c_str(), output.c_str(), &options, nullptr);
   REQUIRE_MESSAGE(status == KTC_OK, ktc_error_message());
   CHECK(ktc::test::read_file(output) == data);
   // The temporary file beside the output was renamed, not left behind.
@@ -519,7 +529,8 @@ TEST_CASE("strip policy none copies the file whole") {
   SUBCASE("a missing input leaves no output") {
     std::string missing = dir / "absent";
     std::string out = dir / "absent.kept";
-    status = ktc_strip(cache.get(), missing.c_str(), out.c_str(), &options);
+    status =
+        ktc_strip(cache.get(), missing.c_str(), out.c_str(), &options, nullptr);
     CHECK(status == KTC_E_NOTFOUND);
     CHECK(!ktc::test::exists(out));
     CHECK(ktc::test::list_dir(dir.path()) ==
