@@ -122,7 +122,9 @@ public:
                              "source_local.so"}) {
       fs::copy_file(shipped + "/" + name, plugins + "/" + name);
     }
-    fs::copy_file(fixtures + "/strip_lossy.so", plugins + "/strip_lossy.so");
+    for (const char* name : {"strip_lossy.so", "strip_viaengine.so"}) {
+      fs::copy_file(fixtures + "/" + name, plugins + "/" + name);
+    }
     // The input: an ELF file with DWARF, symbols and a build-id.
     m_input = m_dir / "input.so";
     fs::copy_file(shipped + "/source_local.so", m_input);
@@ -273,6 +275,28 @@ TEST_CASE("a policy whose output fails the check falls back to debug") {
   CHECK(
       contains(json::value_to<std::string>(report.at("fallback")), "build-id"));
   CHECK(build_id(output) == build_id(cache.input()));
+}
+
+TEST_CASE("a whole_file hook can run the engine with its own decisions") {
+  PolicyCache cache;
+  std::string output = cache.path("out.viaengine");
+  json::object report;
+  REQUIRE_MESSAGE(cache.strip("viaengine", output, &report) == KTC_OK,
+                  ktc_error_message());
+  CHECK(report.at("policy") == "viaengine");
+  CHECK(report.at("fallback").is_null());
+  std::set<std::string> names = section_names(output);
+  CHECK_FALSE(has_debug_section(names));
+  // Its decisions, not debug's: .comment is not debug data, so it stays.
+  CHECK(names.count(".comment") == 1);
+  CHECK(nm_symbols(output, true) == nm_symbols(cache.input(), true));
+
+  // The engine refuses what is not ELF, with the plugin's name added.
+  std::string not_elf = cache.path("text");
+  ktc::test::write_file(not_elf, "not ELF");
+  CHECK(cache.strip("viaengine", cache.path("never"), nullptr, not_elf) ==
+        KTC_E_INVALID);
+  CHECK_FALSE(ktc::test::exists(cache.path("never")));
 }
 
 TEST_CASE("strip refuses what it cannot strip and leaves no output") {
