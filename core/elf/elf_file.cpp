@@ -62,7 +62,9 @@ ElfFile::ElfFile(ElfFile&& other) noexcept
       m_file_size(other.m_file_size), m_class(other.m_class),
       m_byte_order(other.m_byte_order), m_machine(other.m_machine),
       m_shstrndx(other.m_shstrndx), m_phdr_count(other.m_phdr_count),
-      m_symtab(other.m_symtab), m_sections(std::move(other.m_sections)) {}
+      m_symtab(other.m_symtab), m_header_size(other.m_header_size),
+      m_phdr_range(other.m_phdr_range), m_shdr_range(other.m_shdr_range),
+      m_sections(std::move(other.m_sections)) {}
 
 ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
   if (this != &other) {
@@ -80,6 +82,9 @@ ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
     m_shstrndx = other.m_shstrndx;
     m_phdr_count = other.m_phdr_count;
     m_symtab = other.m_symtab;
+    m_header_size = other.m_header_size;
+    m_phdr_range = other.m_phdr_range;
+    m_shdr_range = other.m_shdr_range;
     m_sections = std::move(other.m_sections);
   }
   return *this;
@@ -190,6 +195,23 @@ Result<void> ElfFile::load() {
                       "of the file ({} bytes)",
                       m_path, ehdr.e_phnum, ehdr.e_phoff, m_file_size);
   }
+  // Tables inside the ELF header are malformed, and a rewrite would let
+  // one overwrite the other.
+  if (m_phdr_count > 0 && ehdr.e_phoff < ehdr_size) {
+    return make_error(Status::invalid,
+                      "{}: program headers at offset {} overlap the ELF "
+                      "header",
+                      m_path, ehdr.e_phoff);
+  }
+  if (shnum > 0 && ehdr.e_shoff < ehdr_size) {
+    return make_error(Status::invalid,
+                      "{}: section headers at offset {} overlap the ELF "
+                      "header",
+                      m_path, ehdr.e_shoff);
+  }
+  m_phdr_range = {ehdr.e_phoff, m_phdr_count * phdr_size};
+  m_shdr_range = {ehdr.e_shoff, shnum * shdr_size};
+  m_header_size = ehdr_size;
   if (shnum == 0) {
     return {};
   }
@@ -233,14 +255,32 @@ Result<void> ElfFile::load() {
 }
 
 Result<void> ElfFile::check_sections() {
+  auto overlaps = [](const Section& section,
+                     std::pair<uint64_t, uint64_t> range) {
+    return range.second != 0 && section.offset < range.first + range.second &&
+           range.first < section.offset + section.size;
+  };
   for (const Section& section : m_sections) {
-    if (section.has_file_data() &&
-        !fits(section.offset, section.size, m_file_size)) {
+    if (!section.has_file_data()) {
+      continue;
+    }
+    if (!fits(section.offset, section.size, m_file_size)) {
       return make_error(Status::invalid,
                         "{}: section {} has {} bytes at offset {}, past the "
                         "end of the file ({} bytes)",
                         m_path, section.index, section.size, section.offset,
                         m_file_size);
+    }
+    const char* table =
+        section.offset < m_header_size    ? "the ELF header"
+        : overlaps(section, m_phdr_range) ? "the program headers"
+        : overlaps(section, m_shdr_range) ? "the section headers"
+                                          : nullptr;
+    if (table != nullptr) {
+      return make_error(Status::invalid,
+                        "{}: section {} (bytes {} to {}) overlaps {}", m_path,
+                        section.index, section.offset,
+                        section.offset + section.size, table);
     }
   }
   const Section& names = m_sections[m_shstrndx];

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 typedef struct Elf Elf;
@@ -117,6 +118,10 @@ private:
   size_t m_shstrndx = 0;
   size_t m_phdr_count = 0;
   std::optional<size_t> m_symtab;
+  // The ELF header's size and the (offset, size) of the header tables.
+  uint64_t m_header_size = 0;
+  std::pair<uint64_t, uint64_t> m_phdr_range;
+  std::pair<uint64_t, uint64_t> m_shdr_range;
   std::vector<Section> m_sections;
 };
 

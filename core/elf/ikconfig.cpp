@@ -169,6 +169,13 @@ std::optional<Blob> locate_by_markers(const ElfFile& file) {
           rodata_like(section) != (pass == 0)) {
         continue;
       }
+      // Searched with pread first: a section without the marker (all of
+      // them, in a kernel without IKCONFIG) is never paged in through the
+      // mapping.
+      auto has_marker = file.section_contains(section, k_start_marker);
+      if (has_marker && !*has_marker) {
+        continue;
+      }
       if (auto blob =
               scan_region(file, file.raw_data(section), &section, malformed)) {
         return blob;
@@ -297,6 +304,17 @@ std::string_view trim(std::string_view text) {
 }
 
 } // namespace
+
+std::optional<size_t> ikconfig_section_index(const ElfFile& file) {
+  std::optional<Blob> blob = locate_by_symbols(file);
+  if (!blob) {
+    blob = locate_by_markers(file);
+  }
+  if (!blob || blob->section == nullptr) {
+    return std::nullopt;
+  }
+  return blob->section->index;
+}
 
 Result<std::optional<EmbeddedConfig>> read_ikconfig(const ElfFile& file) {
   std::optional<Blob> blob = locate_by_symbols(file);

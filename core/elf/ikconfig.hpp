@@ -27,6 +27,11 @@ struct EmbeddedConfig {
 // decompress is an error (status corrupt) naming the file.
 Result<std::optional<EmbeddedConfig>> read_ikconfig(const ElfFile& file);
 
+// The index of the section read_ikconfig() reads the config from, found the
+// same way but without decompressing it; nullopt when there is none (or
+// the file has no section headers).
+std::optional<size_t> ikconfig_section_index(const ElfFile& file);
+
 // The value of option `name` ("CONFIG_HZ" or "HZ") in .config text: the
 // text after '=' with surrounding quotes kept as written. nullopt when the
 // option is absent or "is not set".

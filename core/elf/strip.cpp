@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -51,33 +52,6 @@ uint64_t align_up(uint64_t value, uint64_t alignment) {
     return value;
   }
   return (value + alignment - 1) & ~(alignment - 1);
-}
-
-// The section holding the embedded config: through kernel_config_data
-// when the symbol table has it, else the first allocated data section that
-// holds the IKCFG_ST marker (the config lives in the kernel's read-only
-// data, so code and non-allocated sections are never searched).
-std::optional<size_t> ikconfig_section(const ElfFile& file,
-                                       const std::vector<Symbol>& symbols) {
-  for (const Symbol& symbol : symbols) {
-    if (symbol.name == "kernel_config_data" && symbol.shndx != SHN_UNDEF &&
-        symbol.shndx < file.section_count() &&
-        symbol.raw_shndx != SHN_ABS && symbol.raw_shndx != SHN_COMMON) {
-      return symbol.shndx;
-    }
-  }
-  for (const Section& section : file.sections()) {
-    if (section.type != SHT_PROGBITS || !section.has_file_data() ||
-        (section.flags & SHF_ALLOC) == 0 ||
-        (section.flags & SHF_EXECINSTR) != 0) {
-      continue;
-    }
-    auto found = file.section_contains(section, "IKCFG_ST");
-    if (found && *found) {
-      return section.index;
-    }
-  }
-  return std::nullopt;
 }
 
 // Removes a half-written output whatever the way out.
@@ -197,8 +171,10 @@ Result<void> plan_symbols(const ElfFile& input, Plan& plan) {
   bool any = false;
   for (size_t i = 1; i < symbols.size(); ++i) {
     const Symbol& symbol = symbols[i];
-    if (GELF_ST_TYPE(symbol.info) == STT_SECTION && !special_index(symbol) &&
-        symbol.shndx < sections.size() && plan.new_index[symbol.shndx] == 0) {
+    // Named ones stay: check_output() compares every named symbol.
+    if (GELF_ST_TYPE(symbol.info) == STT_SECTION && symbol.name.empty() &&
+        !special_index(symbol) && symbol.shndx < sections.size() &&
+        plan.new_index[symbol.shndx] == 0) {
       remove[i] = true;
       any = true;
     }
@@ -423,6 +399,44 @@ Result<void> rewrite_relocations(const ElfFile& input,
   data->d_type = rela ? ELF_T_RELA : ELF_T_REL;
   data->d_align = in->d_align;
   data->d_version = EV_CURRENT;
+
+  // In the host's byte order the entries are copied raw and only r_info is
+  // patched: a vmlinux has millions of them, too many for libelf's
+  // per-entry calls.
+  constexpr int k_host_order =
+      std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+  auto raw = input.raw_data(section);
+  bool wide = input.elf_class() == ELFCLASS64;
+  size_t entry_size = wide ? (rela ? sizeof(Elf64_Rela) : sizeof(Elf64_Rel))
+                           : (rela ? sizeof(Elf32_Rela) : sizeof(Elf32_Rel));
+  if (input.byte_order() == k_host_order && raw.size() == buffer.size() &&
+      input.machine() != EM_MIPS) {
+    std::memcpy(buffer.data(), raw.data(), raw.size());
+    data->d_type = ELF_T_BYTE;
+    // r_info follows r_offset in every layout.
+    size_t info_at = wide ? sizeof(Elf64_Addr) : sizeof(Elf32_Addr);
+    for (size_t at = 0; at + entry_size <= buffer.size(); at += entry_size) {
+      std::byte* field = buffer.data() + at + info_at;
+      if (wide) {
+        uint64_t info;
+        std::memcpy(&info, field, sizeof info);
+        uint64_t symbol = ELF64_R_SYM(info);
+        if (symbol < plan.symbol_map.size()) {
+          info = ELF64_R_INFO(plan.symbol_map[symbol], ELF64_R_TYPE(info));
+          std::memcpy(field, &info, sizeof info);
+        }
+      } else {
+        uint32_t info;
+        std::memcpy(&info, field, sizeof info);
+        uint32_t symbol = ELF32_R_SYM(info);
+        if (symbol < plan.symbol_map.size()) {
+          info = ELF32_R_INFO(plan.symbol_map[symbol], ELF32_R_TYPE(info));
+          std::memcpy(field, &info, sizeof info);
+        }
+      }
+    }
+    return {};
+  }
   size_t entry =
       gelf_fsize(input.handle(), rela ? ELF_T_RELA : ELF_T_REL, 1, EV_CURRENT);
   size_t count = in->d_size / entry;
@@ -585,9 +599,9 @@ std::vector<uint32_t> classify(const ElfFile& file) {
       role |= role_code;
     }
   }
-  auto symbols = file.symbols();
-  std::optional<size_t> config =
-      ikconfig_section(file, symbols ? symbols.value() : std::vector<Symbol>{});
+  // The same locator as read_ikconfig(), so the section classified as
+  // holding the config is the one the check reads it from.
+  std::optional<size_t> config = ikconfig_section_index(file);
   if (config) {
     roles[*config] |= role_ikconfig;
   }
@@ -670,6 +684,15 @@ Result<StripStats> strip(const ElfFile& input,
   }
 
   const uint64_t address_size = input.elf_class() == ELFCLASS32 ? 4 : 8;
+  // Where the ELF header and program headers end in the output: a section
+  // without bytes placed before that would make libelf fill over them.
+  const uint64_t headers_end =
+      preserve ? std::max<uint64_t>(
+                     gelf_fsize(in, ELF_T_EHDR, 1, EV_CURRENT),
+                     phnum > 0 ? ehdr.e_phoff + gelf_fsize(in, ELF_T_PHDR,
+                                                           phnum, EV_CURRENT)
+                               : 0)
+               : offset;
   RewrittenTables tables;
   Elf_Scn* out_symtab = nullptr;
   Elf_Scn* out_shndx = nullptr;
@@ -717,7 +740,8 @@ Result<StripStats> strip(const ElfFile& input,
     if (decision == Decision::header_only) {
       ++stats.header_only;
       shdr.sh_type = SHT_NOBITS;
-      shdr.sh_offset = preserve && (section.flags & SHF_ALLOC) != 0
+      shdr.sh_offset = preserve && (section.flags & SHF_ALLOC) != 0 &&
+                               section.offset >= headers_end
                            ? section.offset
                            : offset;
       // A NOBITS section's data only says how large it is.
@@ -752,7 +776,8 @@ Result<StripStats> strip(const ElfFile& input,
     } else if (is_names) {
       shdr.sh_size = tables.names.size();
     }
-    if (preserve && (section.flags & SHF_ALLOC) != 0) {
+    if (preserve && (section.flags & SHF_ALLOC) != 0 &&
+        (section.has_file_data() || section.offset >= headers_end)) {
       shdr.sh_offset = section.offset;
     } else {
       offset = align_up(offset, alignment);
@@ -807,6 +832,15 @@ Result<StripStats> strip(const ElfFile& input,
 
   offset = align_up(offset, address_size);
   ehdr.e_shoff = offset;
+  // Nothing kept can make the output larger than the input but alignment
+  // padding; absurd alignments in a crafted file would write gigabytes.
+  constexpr uint64_t k_slack = 1 << 20;
+  if (offset > input.file_size() + k_slack) {
+    return make_error(Status::invalid,
+                      "{}: the sections' alignments would make the output {} "
+                      "bytes, far more than the input's {}",
+                      input.path(), offset, input.file_size());
+  }
   size_t shstrndx = remap(plan, input.shstrndx());
   Elf_Scn* zero = elf_getscn(out, 0);
   GElf_Shdr zero_shdr;
@@ -859,7 +893,6 @@ Result<std::vector<SymbolKey>> named_symbols(const ElfFile& file) {
       keys.emplace_back(symbol.name, symbol.value, symbol.size, symbol.info);
     }
   }
-  std::sort(keys.begin(), keys.end());
   return keys;
 }
 
@@ -868,6 +901,12 @@ Result<std::vector<SymbolKey>> named_symbols(const ElfFile& file) {
 Result<void> check_output(const ElfFile& input, const ElfFile& output) {
   KTC_TRY_ASSIGN(std::vector<SymbolKey> before, named_symbols(input));
   KTC_TRY_ASSIGN(std::vector<SymbolKey> after, named_symbols(output));
+  // The engine keeps symbols in their order, so the tables usually match
+  // as they stand; only a reordered one (a whole_file policy's) is sorted.
+  if (before != after) {
+    std::sort(before.begin(), before.end());
+    std::sort(after.begin(), after.end());
+  }
   if (before != after) {
     auto [in_end, out_end] =
         std::mismatch(before.begin(), before.end(), after.begin(), after.end());
@@ -908,8 +947,7 @@ Result<void> check_output(const ElfFile& input, const ElfFile& output) {
   // Only what classify() would find is checked, with the same rule, so a
   // kernel without IKCONFIG costs no scan here.
   std::optional<EmbeddedConfig> in_config;
-  KTC_TRY_ASSIGN(std::vector<Symbol> in_symbols, input.symbols());
-  if (ikconfig_section(input, in_symbols)) {
+  if (ikconfig_section_index(input)) {
     KTC_TRY_ASSIGN(in_config, read_ikconfig(input));
   }
   if (in_config) {

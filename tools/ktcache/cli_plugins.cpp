@@ -125,7 +125,10 @@ int run_source_describe(ktc_cache* cache,
   }
   std::string parts;
   for (const auto& part : description.at("key_parts").as_array()) {
-    parts += parts.empty() ? display(part) : " " + display(part);
+    if (!parts.empty()) {
+      parts += ' ';
+    }
+    parts += display(part);
   }
   fmt::print("key parts: {}\n", parts);
   return k_exit_ok;
