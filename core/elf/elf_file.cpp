@@ -64,7 +64,8 @@ ElfFile::ElfFile(ElfFile&& other) noexcept
       m_shstrndx(other.m_shstrndx), m_phdr_count(other.m_phdr_count),
       m_symtab(other.m_symtab), m_header_size(other.m_header_size),
       m_phdr_range(other.m_phdr_range), m_shdr_range(other.m_shdr_range),
-      m_sections(std::move(other.m_sections)) {}
+      m_sections(std::move(other.m_sections)),
+      m_ikconfig_cache(std::move(other.m_ikconfig_cache)) {}
 
 ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
   if (this != &other) {
@@ -86,6 +87,7 @@ ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
     m_phdr_range = other.m_phdr_range;
     m_shdr_range = other.m_shdr_range;
     m_sections = std::move(other.m_sections);
+    m_ikconfig_cache = std::move(other.m_ikconfig_cache);
   }
   return *this;
 }

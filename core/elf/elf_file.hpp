@@ -102,6 +102,12 @@ public:
   Result<bool> section_contains(const Section& section,
                                 std::string_view needle) const;
 
+  // A slot for ikconfig_section_index(), which the strip engine and its
+  // check both ask for: computed once per open file.
+  std::optional<std::optional<size_t>>& ikconfig_cache() const {
+    return m_ikconfig_cache;
+  }
+
 private:
   ElfFile() = default;
   Result<void> load();
@@ -123,6 +129,7 @@ private:
   std::pair<uint64_t, uint64_t> m_phdr_range;
   std::pair<uint64_t, uint64_t> m_shdr_range;
   std::vector<Section> m_sections;
+  mutable std::optional<std::optional<size_t>> m_ikconfig_cache;
 };
 
 // The GNU build-id (NT_GNU_BUILD_ID) of the file as lower-case hex, from

@@ -306,14 +306,18 @@ std::string_view trim(std::string_view text) {
 } // namespace
 
 std::optional<size_t> ikconfig_section_index(const ElfFile& file) {
+  auto& cached = file.ikconfig_cache();
+  if (cached) {
+    return *cached;
+  }
   std::optional<Blob> blob = locate_by_symbols(file);
   if (!blob) {
     blob = locate_by_markers(file);
   }
-  if (!blob || blob->section == nullptr) {
-    return std::nullopt;
-  }
-  return blob->section->index;
+  cached = blob && blob->section != nullptr
+               ? std::optional<size_t>(blob->section->index)
+               : std::nullopt;
+  return *cached;
 }
 
 Result<std::optional<EmbeddedConfig>> read_ikconfig(const ElfFile& file) {

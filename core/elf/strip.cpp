@@ -124,6 +124,15 @@ bool special_index(const Symbol& symbol) {
          (symbol.raw_shndx == SHN_UNDEF || symbol.raw_shndx >= SHN_LORESERVE);
 }
 
+// Whether relocation entries can be read and patched as raw bytes: the
+// file is in the host's byte order, and r_info is one plain field (not
+// MIPS64's split one).
+bool host_order_relocations(const ElfFile& input) {
+  constexpr int k_host_order =
+      std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+  return input.byte_order() == k_host_order && input.machine() != EM_MIPS;
+}
+
 // The symbol index of every entry of a REL or RELA section.
 template <typename Visit>
 Result<void> for_each_reloc_symbol(const ElfFile& input,
@@ -140,6 +149,24 @@ Result<void> for_each_reloc_symbol(const ElfFile& input,
   size_t entry =
       gelf_fsize(input.handle(), rela ? ELF_T_RELA : ELF_T_REL, 1, EV_CURRENT);
   size_t count = data->d_size / entry;
+  // In the host's byte order, r_info is read straight from the entries.
+  auto raw = input.raw_data(section);
+  if (host_order_relocations(input) && raw.size() == data->d_size) {
+    bool wide = input.elf_class() == ELFCLASS64;
+    size_t info_at = wide ? sizeof(Elf64_Addr) : sizeof(Elf32_Addr);
+    for (size_t at = 0; at + entry <= raw.size(); at += entry) {
+      if (wide) {
+        uint64_t info;
+        std::memcpy(&info, raw.data() + at + info_at, sizeof info);
+        visit(static_cast<uint64_t>(ELF64_R_SYM(info)));
+      } else {
+        uint32_t info;
+        std::memcpy(&info, raw.data() + at + info_at, sizeof info);
+        visit(static_cast<uint64_t>(ELF32_R_SYM(info)));
+      }
+    }
+    return {};
+  }
   for (size_t i = 0; i < count; ++i) {
     GElf_Rela rel{};
     bool read = rela
@@ -403,14 +430,11 @@ Result<void> rewrite_relocations(const ElfFile& input,
   // In the host's byte order the entries are copied raw and only r_info is
   // patched: a vmlinux has millions of them, too many for libelf's
   // per-entry calls.
-  constexpr int k_host_order =
-      std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
   auto raw = input.raw_data(section);
   bool wide = input.elf_class() == ELFCLASS64;
   size_t entry_size = wide ? (rela ? sizeof(Elf64_Rela) : sizeof(Elf64_Rel))
                            : (rela ? sizeof(Elf32_Rela) : sizeof(Elf32_Rel));
-  if (input.byte_order() == k_host_order && raw.size() == buffer.size() &&
-      input.machine() != EM_MIPS) {
+  if (host_order_relocations(input) && raw.size() == buffer.size()) {
     std::memcpy(buffer.data(), raw.data(), raw.size());
     data->d_type = ELF_T_BYTE;
     // r_info follows r_offset in every layout.
