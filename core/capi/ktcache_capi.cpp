@@ -468,7 +468,9 @@ Result<void> strip_for_store(cache::StoreRequest& request,
     origin.requested = outcome->requested;
   }
   origin.fallback = outcome->fallback;
-  request.vmlinux = output;
+  if (!outcome->kept_input) {
+    request.vmlinux = output;
+  }
   return {};
 }
 

@@ -56,47 +56,11 @@ Result<ElfFile> ElfFile::open(const std::string& path) {
   return file;
 }
 
-ElfFile::ElfFile(ElfFile&& other) noexcept
-    : m_path(std::move(other.m_path)), m_fd(std::move(other.m_fd)),
-      m_elf(std::exchange(other.m_elf, nullptr)), m_base(other.m_base),
-      m_file_size(other.m_file_size), m_class(other.m_class),
-      m_byte_order(other.m_byte_order), m_machine(other.m_machine),
-      m_shstrndx(other.m_shstrndx), m_phdr_count(other.m_phdr_count),
-      m_symtab(other.m_symtab), m_header_size(other.m_header_size),
-      m_phdr_range(other.m_phdr_range), m_shdr_range(other.m_shdr_range),
-      m_sections(std::move(other.m_sections)),
-      m_ikconfig_cache(std::move(other.m_ikconfig_cache)) {}
-
-ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
-  if (this != &other) {
-    if (m_elf != nullptr) {
-      elf_end(m_elf);
-    }
-    m_path = std::move(other.m_path);
-    m_fd = std::move(other.m_fd);
-    m_elf = std::exchange(other.m_elf, nullptr);
-    m_base = other.m_base;
-    m_file_size = other.m_file_size;
-    m_class = other.m_class;
-    m_byte_order = other.m_byte_order;
-    m_machine = other.m_machine;
-    m_shstrndx = other.m_shstrndx;
-    m_phdr_count = other.m_phdr_count;
-    m_symtab = other.m_symtab;
-    m_header_size = other.m_header_size;
-    m_phdr_range = other.m_phdr_range;
-    m_shdr_range = other.m_shdr_range;
-    m_sections = std::move(other.m_sections);
-    m_ikconfig_cache = std::move(other.m_ikconfig_cache);
-  }
-  return *this;
+void ElfFile::ElfEnd::operator()(Elf* elf) const {
+  elf_end(elf);
 }
 
-ElfFile::~ElfFile() {
-  if (m_elf != nullptr) {
-    elf_end(m_elf);
-  }
-}
+ElfFile::~ElfFile() = default;
 
 Result<void> ElfFile::load() {
   // libelf reads e_ident before anything else; a file too short for it, or
@@ -107,24 +71,24 @@ Result<void> ElfFile::load() {
                       "header)",
                       m_path, m_file_size);
   }
-  m_elf = elf_begin(m_fd.get(), ELF_C_READ_MMAP, nullptr);
+  m_elf.reset(elf_begin(m_fd.get(), ELF_C_READ_MMAP, nullptr));
   if (m_elf == nullptr) {
     return make_error(Status::invalid, "{}: cannot read as ELF: {}", m_path,
                       libelf_error());
   }
-  if (elf_kind(m_elf) != ELF_K_ELF) {
+  if (elf_kind(m_elf.get()) != ELF_K_ELF) {
     return make_error(Status::invalid, "{}: not an ELF file", m_path);
   }
   size_t raw_size = 0;
-  char* raw = elf_rawfile(m_elf, &raw_size);
+  char* raw = elf_rawfile(m_elf.get(), &raw_size);
   if (raw == nullptr || raw_size != m_file_size) {
     return make_error(Status::invalid, "{}: cannot map the file: {}", m_path,
                       libelf_error());
   }
   m_base = reinterpret_cast<const std::byte*>(raw);
-  m_class = gelf_getclass(m_elf);
-  const unsigned char* ident =
-      reinterpret_cast<const unsigned char*>(elf_getident(m_elf, nullptr));
+  m_class = gelf_getclass(m_elf.get());
+  const unsigned char* ident = reinterpret_cast<const unsigned char*>(
+      elf_getident(m_elf.get(), nullptr));
   m_byte_order = ident != nullptr ? ident[EI_DATA] : ELFDATANONE;
   if (m_class != ELFCLASS32 && m_class != ELFCLASS64) {
     return make_error(Status::invalid, "{}: unknown ELF class {}", m_path,
@@ -142,18 +106,18 @@ Result<void> ElfFile::load() {
                       m_file_size, ehdr_size);
   }
   GElf_Ehdr ehdr;
-  if (gelf_getehdr(m_elf, &ehdr) == nullptr) {
+  if (gelf_getehdr(m_elf.get(), &ehdr) == nullptr) {
     return make_error(Status::invalid, "{}: cannot read the ELF header: {}",
                       m_path, libelf_error());
   }
   m_machine = ehdr.e_machine;
 
   size_t shnum = 0;
-  if (elf_getshdrnum(m_elf, &shnum) != 0) {
+  if (elf_getshdrnum(m_elf.get(), &shnum) != 0) {
     return make_error(Status::invalid, "{}: cannot count sections: {}", m_path,
                       libelf_error());
   }
-  if (elf_getphdrnum(m_elf, &m_phdr_count) != 0) {
+  if (elf_getphdrnum(m_elf.get(), &m_phdr_count) != 0) {
     return make_error(Status::invalid, "{}: cannot count program headers: {}",
                       m_path, libelf_error());
   }
@@ -217,7 +181,7 @@ Result<void> ElfFile::load() {
   if (shnum == 0) {
     return {};
   }
-  if (elf_getshdrstrndx(m_elf, &m_shstrndx) != 0) {
+  if (elf_getshdrstrndx(m_elf.get(), &m_shstrndx) != 0) {
     return make_error(Status::invalid,
                       "{}: cannot find the section-name table: {}", m_path,
                       libelf_error());
@@ -231,7 +195,7 @@ Result<void> ElfFile::load() {
 
   m_sections.resize(shnum);
   for (size_t index = 0; index < shnum; ++index) {
-    Elf_Scn* scn = elf_getscn(m_elf, index);
+    Elf_Scn* scn = elf_getscn(m_elf.get(), index);
     GElf_Shdr shdr;
     if (scn == nullptr || gelf_getshdr(scn, &shdr) == nullptr) {
       return make_error(Status::invalid,
@@ -305,7 +269,7 @@ Result<void> ElfFile::check_sections() {
       continue;
     }
     GElf_Shdr shdr;
-    gelf_getshdr(elf_getscn(m_elf, section.index), &shdr);
+    gelf_getshdr(elf_getscn(m_elf.get(), section.index), &shdr);
     if (shdr.sh_name >= table.size()) {
       return make_error(Status::invalid,
                         "{}: section {} has a name offset {} outside the "
@@ -423,7 +387,7 @@ Result<std::vector<Symbol>> ElfFile::symbols() const {
   if (count == 0) {
     return symbols;
   }
-  Elf_Data* data = elf_getdata(elf_getscn(m_elf, table.index), nullptr);
+  Elf_Data* data = elf_getdata(elf_getscn(m_elf.get(), table.index), nullptr);
   if (data == nullptr) {
     return make_error(Status::invalid, "{}: cannot read the symbol table: {}",
                       m_path, libelf_error());
@@ -437,7 +401,7 @@ Result<std::vector<Symbol>> ElfFile::symbols() const {
                           "shorter than the symbol table",
                           m_path, section.index);
       }
-      xindex = elf_getdata(elf_getscn(m_elf, section.index), nullptr);
+      xindex = elf_getdata(elf_getscn(m_elf.get(), section.index), nullptr);
       break;
     }
   }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,14 +63,14 @@ public:
   // io for a system failure) name the file and the cause in one line.
   static Result<ElfFile> open(const std::string& path);
 
-  ElfFile(ElfFile&& other) noexcept;
-  ElfFile& operator=(ElfFile&& other) noexcept;
+  ElfFile(ElfFile&& other) noexcept = default;
+  ElfFile& operator=(ElfFile&& other) noexcept = default;
   ElfFile(const ElfFile&) = delete;
   ElfFile& operator=(const ElfFile&) = delete;
   ~ElfFile();
 
   const std::string& path() const { return m_path; }
-  Elf* handle() const { return m_elf; }
+  Elf* handle() const { return m_elf.get(); }
   // ELFCLASS32 or ELFCLASS64.
   int elf_class() const { return m_class; }
   // ELFDATA2LSB or ELFDATA2MSB.
@@ -113,9 +114,14 @@ private:
   Result<void> load();
   Result<void> check_sections();
 
+  struct ElfEnd {
+    void operator()(Elf* elf) const;
+  };
+
   std::string m_path;
   Fd m_fd;
-  Elf* m_elf = nullptr;
+  // Declared after m_fd so that it is released first.
+  std::unique_ptr<Elf, ElfEnd> m_elf;
   const std::byte* m_base = nullptr;
   uint64_t m_file_size = 0;
   int m_class = 0;

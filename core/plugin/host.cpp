@@ -1,8 +1,7 @@
 #include "plugin/host.hpp"
 
-#include "plugin/operations.hpp"
-
 #include "plugin/elf_probe.hpp"
+#include "plugin/operations.hpp"
 #include "util/fs.hpp"
 #include "util/log.hpp"
 #include "util/process.hpp"
@@ -275,16 +274,7 @@ service_copy_file(ktc_plugin_call* call, const char* from, const char* to) {
     if (from == nullptr || to == nullptr) {
       return KTC_PLUGIN_E_INVALID;
     }
-    std::string target(to);
-    std::string directory = target.substr(0, target.rfind('/') + 1);
-    if (directory.empty()) {
-      directory = ".";
-    }
-    Fd dir_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir_fd) {
-      return service_failed(call, errno_error(errno, directory));
-    }
-    auto copied = fs::copy_file(from, dir_fd.get(), fs::base_name(target));
+    auto copied = fs::copy_file_to(from, to);
     if (!copied) {
       return service_failed(call, copied.error());
     }

@@ -206,6 +206,19 @@ static_assert(same_role(elf::role_structural, KTC_STRIP_ROLE_STRUCTURAL) &&
 
 // Strips with the engine and checks the result: the one way any policy's
 // output is accepted.
+// Accepts `output` only when it keeps what a harness reads from `input`;
+// otherwise removes it.
+Result<void> check_written(const elf::ElfFile& input,
+                           const std::string& output) {
+  auto written = elf::ElfFile::open(output);
+  Result<void> checked = written ? elf::check_output(input, *written)
+                                 : Result<void>(written.error());
+  if (!checked) {
+    ::unlink(output.c_str());
+  }
+  return checked;
+}
+
 Result<void> checked_strip(const elf::ElfFile& input,
                            const std::string& output,
                            const elf::Decider& decide) {
@@ -213,14 +226,7 @@ Result<void> checked_strip(const elf::ElfFile& input,
   if (!stripped) {
     return std::move(stripped).error();
   }
-  auto written = elf::ElfFile::open(output);
-  Result<void> checked = written ? elf::check_output(input, *written)
-                                 : Result<void>(written.error());
-  if (!checked) {
-    ::unlink(output.c_str());
-    return checked;
-  }
-  return {};
+  return check_written(input, output);
 }
 
 // Runs `plugin` on `input` into `output` (which does not exist yet): its
@@ -236,17 +242,13 @@ Result<void> run_policy(const Plugin& plugin,
     int status = ops.whole_file(plugin.state(), &call, input.path().c_str(),
                                 output.c_str());
     if (status == KTC_PLUGIN_OK) {
+      // sync_file() also refuses anything but a regular file (a link the
+      // plugin left, say) before it is read.
       if (auto written = sync_file(output); !written) {
         ::unlink(output.c_str());
         return written;
       }
-      auto reopened = elf::ElfFile::open(output);
-      Result<void> checked = reopened ? elf::check_output(input, *reopened)
-                                      : Result<void>(reopened.error());
-      if (!checked) {
-        ::unlink(output.c_str());
-      }
-      return checked;
+      return check_written(input, output);
     }
     ::unlink(output.c_str());
     if (status != KTC_PLUGIN_NOT_MINE) {
@@ -267,34 +269,6 @@ Result<void> run_policy(const Plugin& plugin,
     return to_decision(decision, plugin);
   };
   return checked_strip(input, output, decide);
-}
-
-Result<void> copy_whole(const std::string& input, const std::string& output) {
-  Fd from(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!from) {
-    return errno_error(errno, input);
-  }
-  Fd to(::open(output.c_str(),
-               O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666));
-  if (!to) {
-    return errno_error(errno, fmt::format("cannot create {}", output));
-  }
-  struct stat st;
-  if (::fstat(from.get(), &st) != 0) {
-    return errno_error(errno, input);
-  }
-  off_t remaining = st.st_size;
-  while (remaining > 0) {
-    ssize_t copied = ::copy_file_range(from.get(), nullptr, to.get(), nullptr,
-                                       static_cast<size_t>(remaining), 0);
-    if (copied <= 0) {
-      int error_number = copied < 0 ? errno : EIO;
-      ::unlink(output.c_str());
-      return errno_error(error_number, fmt::format("cannot copy {}", input));
-    }
-    remaining -= copied;
-  }
-  return {};
 }
 
 uint64_t size_of(const std::string& path) {
@@ -373,11 +347,15 @@ Result<StripOutcome> strip_file(Registry& registry,
     }
   }
   if (outcome.policy.empty()) {
+    // Nothing is written: a copy of the whole input would only be copied
+    // again by the caller, which keeps the input as it is instead.
     KTC_LOG(warn, "Keeping {} whole: {}", input, *outcome.fallback);
-    KTC_TRY(copy_whole(input, temp));
     outcome.policy = "none";
     outcome.policy_version = KTC_VERSION_STRING;
     outcome.stripped = false;
+    outcome.kept_input = true;
+    outcome.output_size = outcome.input_size;
+    return outcome;
   }
   if (options.sync) {
     KTC_TRY(sync_file(temp));

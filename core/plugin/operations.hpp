@@ -42,7 +42,8 @@ struct StripFileOptions {
   // fsync the output before it is renamed into place.
   bool sync = false;
   // When neither the policy nor the debug fallback gives an output that
-  // passes the check (or the input is not ELF at all), copy the file whole
+  // passes the check (or the input is not ELF at all), report that the
+  // input is to be kept whole (StripOutcome::kept_input, nothing written)
   // instead of failing: what a store wants, not an explicit strip.
   bool whole_file_fallback = false;
 };
@@ -55,6 +56,8 @@ struct StripOutcome {
   std::string policy_version;
   // False when the output is the whole input.
   bool stripped = false;
+  // With whole_file_fallback: no output was written; use the input.
+  bool kept_input = false;
   // Why the requested policy's output was not used.
   std::optional<std::string> fallback;
   uint64_t input_size = 0;
@@ -66,8 +69,9 @@ struct StripOutcome {
 // Writes `output` from the ELF file `input` through strip policy `policy`
 // (loading only its plugin), checks that the output keeps every named
 // symbol, .BTF, the build-id and IKCONFIG, and falls back to the debug
-// policy, then (with whole_file_fallback) to the whole file. The output is
-// written beside `output` and renamed into place: a failure leaves none.
+// policy, then (with whole_file_fallback) to keeping the input whole. The
+// output is written beside `output` and renamed into place: a failure
+// leaves none.
 Result<StripOutcome> strip_file(Registry& registry,
                                 std::string_view policy,
                                 const std::string& input,

@@ -498,6 +498,18 @@ Result<uint64_t> free_bytes(const std::string& path) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
+Result<CopyResult> copy_file_to(const std::string& source,
+                                const std::string& target) {
+  size_t slash = target.rfind('/');
+  std::string directory =
+      slash == std::string::npos ? "." : target.substr(0, slash + 1);
+  Fd dir_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) {
+    return errno_error(errno, directory);
+  }
+  return copy_file(source, dir_fd.get(), base_name(target));
+}
+
 std::string base_name(std::string_view path) {
   while (path.size() > 1 && path.back() == '/') {
     path.remove_suffix(1);

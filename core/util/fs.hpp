@@ -28,6 +28,10 @@ struct CopyResult {
 Result<CopyResult>
 copy_file(const std::string& source, int dir_fd, const std::string& name);
 
+// copy_file() to the path `target` (a new file in an existing directory).
+Result<CopyResult> copy_file_to(const std::string& source,
+                                const std::string& target);
+
 // Writes `data` to a new file `name` in `dir_fd` and fsyncs it.
 Result<void>
 write_file(int dir_fd, const std::string& name, std::string_view data);
