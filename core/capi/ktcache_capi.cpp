@@ -67,6 +67,9 @@ static_assert(static_cast<int>(Status::mismatch) == KTC_E_MISMATCH);
 static_assert(static_cast<int>(Status::unverifiable) == KTC_E_UNVERIFIABLE);
 static_assert(static_cast<int>(Status::environment) == KTC_E_ENV);
 static_assert(static_cast<int>(Status::plugin) == KTC_E_PLUGIN);
+static_assert(static_cast<int>(Status::cancelled) == KTC_E_CANCELLED);
+static_assert(static_cast<int>(Status::build) == KTC_E_BUILD);
+static_assert(static_cast<int>(Status::network) == KTC_E_NETWORK);
 
 static_assert(static_cast<int>(ktc::log::Level::error) == KTC_LOG_ERROR);
 static_assert(static_cast<int>(ktc::log::Level::warn) == KTC_LOG_WARN);
@@ -559,6 +562,12 @@ const char* ktc_strerror(int status) {
     return "environment error";
   case KTC_E_PLUGIN:
     return "plugin error";
+  case KTC_E_CANCELLED:
+    return "cancelled";
+  case KTC_E_BUILD:
+    return "build failed";
+  case KTC_E_NETWORK:
+    return "network error";
   default:
     return "unknown status";
   }
@@ -1180,6 +1189,98 @@ int ktc_source_describe(char** out, ktc_cache* cache, const char* spec) {
     KTC_TRY_ASSIGN(ktc::plugin::SourceDescription description,
                    ktc::plugin::describe_source(cache->plugins, spec));
     *out = malloc_string(boost::json::serialize(description.to_json()));
+    return {};
+  });
+}
+
+namespace ktc::capi {
+namespace {
+
+Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks) {
+  plugin::CallHooks result;
+  if (hooks == nullptr) {
+    return result;
+  }
+  KTC_TRY_ASSIGN(ktc_hooks copy,
+                 read_options(*hooks, KTC_FIRST_SIZE(ktc_hooks, cancel_userdata),
+                              "ktc_hooks"));
+  if (copy.progress != nullptr) {
+    result.progress = [copy](std::string_view stage, uint64_t done,
+                             uint64_t total) {
+      std::string text(stage);
+      copy.progress(copy.progress_userdata, text.c_str(), done, total);
+    };
+  }
+  if (copy.cancelled != nullptr) {
+    result.cancelled = [copy] {
+      return copy.cancelled(copy.cancel_userdata) != 0;
+    };
+  }
+  return result;
+}
+
+// An empty directory for a fetch: created when missing (true), or checked
+// to be empty.
+Result<bool> prepare_fetch_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0777) == 0) {
+    return true;
+  }
+  if (errno != EEXIST) {
+    return errno_error(errno, path);
+  }
+  KTC_TRY_ASSIGN(bool empty, fs::directory_is_empty(path));
+  if (!empty) {
+    return make_error(Status::invalid,
+                      "{}: the destination directory is not empty", path);
+  }
+  return false;
+}
+
+} // namespace
+} // namespace ktc::capi
+
+int ktc_source_fetch(char** out,
+                     ktc_cache* cache,
+                     const char* spec,
+                     const char* dest_dir,
+                     const ktc_hooks* hooks) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    *out = nullptr;
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (spec == nullptr) {
+      return null_argument("spec");
+    }
+    if (dest_dir == nullptr || *dest_dir == '\0') {
+      return null_argument("dest_dir");
+    }
+    KTC_TRY_ASSIGN(ktc::plugin::CallHooks hook_set, ktc::capi::call_hooks(hooks));
+    KTC_TRY_ASSIGN(std::string dest, ktc::fs::absolute_path(dest_dir));
+    KTC_TRY_ASSIGN(ktc::plugin::SourceDescription description,
+                   ktc::plugin::describe_source(cache->plugins, spec));
+    KTC_TRY_ASSIGN(bool created, ktc::capi::prepare_fetch_dir(dest));
+    auto tree = ktc::plugin::acquire_source(description, dest, hook_set);
+    if (!tree) {
+      // Leave nothing of a failed fetch behind.
+      if (created) {
+        (void)ktc::fs::remove_tree(dest);
+      } else {
+        (void)ktc::fs::empty_directory(dest);
+      }
+      return tree.error();
+    }
+    if (created && *tree != dest &&
+        !std::string_view(*tree).starts_with(dest + "/")) {
+      // A tree used in place leaves the directory made for it unused.
+      (void)::rmdir(dest.c_str());
+    }
+    boost::json::object result = description.to_json();
+    result["tree"] = *tree;
+    *out = malloc_string(boost::json::serialize(result));
     return {};
   });
 }

@@ -178,15 +178,17 @@ extern "C" void service_progress(ktc_plugin_call* call,
     } else {
       KTC_LOG(trace, "Plugin {}: {} {}", name_of(call), what, done);
     }
+    if (call != nullptr && call->progress) {
+      call->progress(what, done, total);
+    }
     return KTC_PLUGIN_OK;
   });
 }
 
 extern "C" int service_cancelled(ktc_plugin_call* call) {
-  return call != nullptr && call->cancel != nullptr &&
-                 call->cancel->load(std::memory_order_relaxed)
-             ? 1
-             : 0;
+  return service_guard(call, [&]() -> int {
+    return call != nullptr && call->cancelled && call->cancelled() ? 1 : 0;
+  });
 }
 
 extern "C" void service_set_error(ktc_plugin_call* call, const char* message) {
@@ -423,6 +425,19 @@ extern "C" int service_add_expansion(ktc_plugin_call* call, const char* spec) {
   });
 }
 
+extern "C" const char* service_identity(ktc_plugin_call* call,
+                                        const char* name) {
+  if (call == nullptr || name == nullptr) {
+    return nullptr;
+  }
+  for (const auto& [field, value] : call->identity) {
+    if (field == name) {
+      return value ? value->c_str() : nullptr;
+    }
+  }
+  return nullptr;
+}
+
 extern "C" int service_set_tree(ktc_plugin_call* call, const char* path) {
   return service_guard(call, [&]() -> int {
     if (call == nullptr || path == nullptr || *path != '/') {
@@ -445,6 +460,7 @@ const ktc_host_services k_services = {
     service_payload_bool,      service_payload_int,
     service_add_key_part,      service_add_expansion,
     service_set_tree,          &k_strip_engine,
+    service_identity,
 };
 
 // --- loading ------------------------------------------------------------
@@ -951,12 +967,15 @@ Error call_error(const Plugin& plugin,
     fallback = "not supported by this plugin";
     break;
   case KTC_PLUGIN_E_CHANGED:
+    core_status = Status::mismatch;
     fallback = "changed";
     break;
   case KTC_PLUGIN_E_CANCELLED:
+    core_status = Status::cancelled;
     fallback = "cancelled";
     break;
   case KTC_PLUGIN_E_NETWORK:
+    core_status = Status::network;
     fallback = "network failure";
     break;
   case KTC_PLUGIN_E_IO:

@@ -11,6 +11,7 @@
 #include <ktcache/plugin.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -144,7 +145,10 @@ struct ktc_plugin_call {
   std::vector<std::string> key_parts;
   std::vector<std::string> expansions;
   std::optional<std::string> tree;
-  const std::atomic<bool>* cancel = nullptr;
+  // Set by the operation's caller; either may be empty.
+  std::function<bool()> cancelled;
+  std::function<void(std::string_view stage, uint64_t done, uint64_t total)>
+      progress;
 };
 
 namespace ktc::plugin {

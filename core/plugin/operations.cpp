@@ -157,6 +157,83 @@ Result<SourceDescription> describe_source(Registry& registry,
 
 namespace {
 
+ktc_plugin_call resumed_call(const SourceDescription& description) {
+  ktc_plugin_call call = new_call(*description.plugin);
+  call.identity = description.identity;
+  return call;
+}
+
+bool path_within(std::string_view path, std::string_view directory) {
+  if (!path.starts_with(directory)) {
+    return false;
+  }
+  return path.size() == directory.size() || path[directory.size()] == '/' ||
+         directory.ends_with('/');
+}
+
+} // namespace
+
+Result<std::string> acquire_source(const SourceDescription& description,
+                                   const std::string& dest_dir,
+                                   const CallHooks& hooks) {
+  const Plugin& plugin = *description.plugin;
+  std::string subject = fmt::format("source {}", description.spec);
+  ktc_plugin_call call = resumed_call(description);
+  call.cancelled = hooks.cancelled;
+  call.progress = hooks.progress;
+  int status = plugin.source_ops().acquire(
+      plugin.state(), &call, description.spec.c_str(), dest_dir.c_str());
+  if (status != KTC_PLUGIN_OK) {
+    return call_error(plugin, call, status, subject);
+  }
+  bool in_place = (plugin.source_ops().flags & KTC_SOURCE_IN_PLACE) != 0;
+  if (!call.tree) {
+    if (in_place) {
+      return make_error(Status::plugin,
+                        "{}: plugin {} ({}) builds in place but named no tree",
+                        subject, plugin.name(), plugin.path());
+    }
+    return dest_dir;
+  }
+  if (!in_place && !path_within(*call.tree, dest_dir)) {
+    return make_error(Status::plugin,
+                      "{}: plugin {} ({}) named the tree {}, outside the "
+                      "directory {} it was given",
+                      subject, plugin.name(), plugin.path(), *call.tree,
+                      dest_dir);
+  }
+  struct stat st;
+  if (::stat(call.tree->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return make_error(Status::plugin,
+                      "{}: plugin {} ({}) named the tree {}, which is not a "
+                      "directory",
+                      subject, plugin.name(), plugin.path(), *call.tree);
+  }
+  return *call.tree;
+}
+
+Result<void> recheck_source(const SourceDescription& description,
+                            const std::string& tree) {
+  const Plugin& plugin = *description.plugin;
+  if (plugin.source_ops().recheck == nullptr) {
+    return {};
+  }
+  ktc_plugin_call call = resumed_call(description);
+  int status = plugin.source_ops().recheck(
+      plugin.state(), &call, description.spec.c_str(), tree.c_str());
+  if (status == KTC_PLUGIN_OK) {
+    return {};
+  }
+  if (status == KTC_PLUGIN_E_CHANGED) {
+    return make_error(Status::mismatch, "source {}: {}", description.spec,
+                      call.error.value_or("the tree changed during the build"));
+  }
+  return call_error(plugin, call, status,
+                    fmt::format("source {}", description.spec));
+}
+
+namespace {
+
 Result<elf::Decision> to_decision(int value, const Plugin& plugin) {
   switch (value) {
   case KTC_STRIP_KEEP:

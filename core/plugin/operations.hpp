@@ -7,6 +7,8 @@
 
 #include <boost/json/object.hpp>
 
+#include <functional>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +39,28 @@ struct SourceDescription {
 // Resolves then describes `spec` through the plugin of its scheme.
 Result<SourceDescription> describe_source(Registry& registry,
                                           std::string_view spec);
+
+// What the caller of a long plugin operation watches and can stop.
+struct CallHooks {
+  std::function<bool()> cancelled;
+  std::function<void(std::string_view stage, uint64_t done, uint64_t total)>
+      progress;
+};
+
+// Puts the described source's tree into `dest_dir` (an existing, empty
+// directory) through its plugin, which sees the identity resolve()
+// recorded. Returns the tree: `dest_dir`, a directory inside it the plugin
+// named, or, for a source used in place, the tree itself. On failure the
+// caller removes `dest_dir`.
+Result<std::string> acquire_source(const SourceDescription& description,
+                                   const std::string& dest_dir,
+                                   const CallHooks& hooks);
+
+// After a build in `tree`: whether it is still what resolve() saw.
+// Sources without a recheck operation always are. Status::mismatch when
+// the plugin says the tree changed.
+Result<void> recheck_source(const SourceDescription& description,
+                            const std::string& tree);
 
 struct StripFileOptions {
   // fsync the output before it is renamed into place.

@@ -17,9 +17,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 namespace ktc::fs {
 namespace {
@@ -456,6 +458,75 @@ Result<void> remove_tree(int dir_fd, const std::string& name) {
     return errno_error(errno, "cannot remove " + name);
   }
   return {};
+}
+
+Result<void> remove_tree(const std::string& path) {
+  return remove_tree(AT_FDCWD, path);
+}
+
+namespace {
+
+template <typename Visit>
+Result<void> for_each_child(const std::string& path, Visit&& visit) {
+  Fd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    return errno_error(errno, path);
+  }
+  DIR* stream = ::fdopendir(dir.get());
+  if (stream == nullptr) {
+    return errno_error(errno, path);
+  }
+  int stream_fd = dir.release();
+  std::vector<std::string> children;
+  while (dirent* ent = ::readdir(stream)) {
+    std::string_view child = ent->d_name;
+    if (child != "." && child != "..") {
+      children.emplace_back(child);
+    }
+  }
+  Result<void> outcome;
+  for (const auto& child : children) {
+    auto visited = visit(stream_fd, child);
+    if (!visited && outcome) {
+      outcome = std::move(visited);
+    }
+  }
+  ::closedir(stream);
+  return outcome;
+}
+
+} // namespace
+
+Result<void> empty_directory(const std::string& path) {
+  return for_each_child(path, [](int dir_fd, const std::string& child) {
+    return remove_tree(dir_fd, child);
+  });
+}
+
+Result<bool> directory_is_empty(const std::string& path) {
+  bool empty = true;
+  KTC_TRY(for_each_child(path, [&](int, const std::string&) -> Result<void> {
+    empty = false;
+    return {};
+  }));
+  return empty;
+}
+
+Result<std::string> absolute_path(std::string_view path) {
+  std::filesystem::path result(path);
+  if (result.is_relative()) {
+    std::error_code error;
+    auto here = std::filesystem::current_path(error);
+    if (error) {
+      return errno_error(error.value(), "the working directory");
+    }
+    result = here / result;
+  }
+  std::string text = result.lexically_normal().string();
+  while (text.size() > 1 && text.back() == '/') {
+    text.pop_back();
+  }
+  return text;
 }
 
 uint64_t tree_size(int dir_fd, const std::string& name) {

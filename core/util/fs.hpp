@@ -74,6 +74,19 @@ Result<void> make_dirs(const std::string& path);
 // Missing is success.
 Result<void> remove_tree(int dir_fd, const std::string& name);
 
+// remove_tree() of a path (relative to the working directory or absolute).
+Result<void> remove_tree(const std::string& path);
+
+// Removes everything inside the directory `path`, keeping it.
+Result<void> empty_directory(const std::string& path);
+
+// True when the directory `path` has no entries.
+Result<bool> directory_is_empty(const std::string& path);
+
+// `path` made absolute against the working directory (lexically: no
+// symlink is resolved; "." and ".." components are folded).
+Result<std::string> absolute_path(std::string_view path);
+
 // Sum of the apparent sizes of the regular files below `name` in `dir_fd`.
 uint64_t tree_size(int dir_fd, const std::string& name);
 

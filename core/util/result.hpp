@@ -26,6 +26,9 @@ enum class Status : int {
   unverifiable = -13,
   environment = -14,
   plugin = -15,
+  cancelled = -16,
+  build = -17,
+  network = -18,
 };
 
 // A failure: a status for programs, a one-line message for people. The

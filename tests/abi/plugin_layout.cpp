@@ -24,7 +24,7 @@ constexpr bool
                alignof(T) == 8;
 
 static_assert(pinnable<ktc_host_services>);
-static_assert(sizeof(ktc_host_services) == 160);
+static_assert(sizeof(ktc_host_services) == 168);
 static_assert(offsetof(ktc_host_services, struct_size) == 0);
 static_assert(offsetof(ktc_host_services, abi_major) == 4);
 static_assert(offsetof(ktc_host_services, abi_minor) == 8);
@@ -47,6 +47,7 @@ static_assert(offsetof(ktc_host_services, add_key_part) == 128);
 static_assert(offsetof(ktc_host_services, add_expansion) == 136);
 static_assert(offsetof(ktc_host_services, set_tree) == 144);
 static_assert(offsetof(ktc_host_services, strip_engine) == 152);
+static_assert(offsetof(ktc_host_services, identity) == 160);
 
 static_assert(pinnable<ktc_source_ops>);
 static_assert(sizeof(ktc_source_ops) == 56);

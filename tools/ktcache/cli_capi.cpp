@@ -22,6 +22,12 @@ int exit_code_for(int status) {
     return k_exit_busy;
   case KTC_E_PLUGIN:
     return k_exit_plugin;
+  case KTC_E_BUILD:
+    return k_exit_build;
+  case KTC_E_NETWORK:
+    return k_exit_network;
+  case KTC_E_CANCELLED:
+    return k_exit_cancelled;
   default:
     return k_exit_environment;
   }

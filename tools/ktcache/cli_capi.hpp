@@ -21,6 +21,9 @@ enum ExitCode : int {
   k_exit_busy = 5,
   k_exit_environment = 6,
   k_exit_plugin = 7,
+  k_exit_build = 8,
+  k_exit_network = 9,
+  k_exit_cancelled = 130,
 };
 
 // The exit code for a libktcache status.

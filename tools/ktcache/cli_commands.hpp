@@ -95,6 +95,14 @@ struct SourceDescribeOptions {
 };
 int run_source_describe(ktc_cache* cache, const SourceDescribeOptions& options);
 
+struct SourceFetchOptions {
+  std::string spec;
+  std::string directory;
+  bool json = false;
+  bool quiet = false;
+};
+int run_source_fetch(ktc_cache* cache, const SourceFetchOptions& options);
+
 struct StripOptions {
   std::string input;
   std::string output;

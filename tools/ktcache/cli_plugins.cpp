@@ -2,6 +2,7 @@
 
 #include "cli_commands.hpp"
 #include "cli_output.hpp"
+#include "cli_progress.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -96,6 +97,25 @@ int run_plugins(ktc_cache* cache, const PluginsOptions& options) {
     fmt::print("{} {}: {}\n", state_name(record->state), record->file,
                record->reason != nullptr ? record->reason : "");
   }
+  return k_exit_ok;
+}
+
+int run_source_fetch(ktc_cache* cache, const SourceFetchOptions& options) {
+  CancelOnSignals cancel_on_signals;
+  ProgressView progress(options.quiet);
+  ktc_hooks hooks = progress.hooks();
+  char* raw = nullptr;
+  int status = ktc_source_fetch(&raw, cache, options.spec.c_str(),
+                                options.directory.c_str(), &hooks);
+  progress.finish();
+  check(status);
+  LibraryString text(raw);
+  if (options.json) {
+    fmt::print("{}\n", text.get());
+    return k_exit_ok;
+  }
+  boost::json::object result = boost::json::parse(text.get()).as_object();
+  fmt::print("{}\n", display(result.at("tree")));
   return k_exit_ok;
 }
 

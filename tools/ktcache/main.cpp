@@ -113,6 +113,7 @@ struct Commands {
   LocksOptions locks;
   PluginsOptions plugins;
   SourceDescribeOptions source_describe;
+  SourceFetchOptions source_fetch;
   StripOptions strip;
   KconfigOptions kconfig;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
@@ -312,6 +313,24 @@ void add_source(CLI::App& app, Commands& commands) {
   commands.runners[describe] = [&options](ktc_cache* cache) {
     return run_source_describe(cache, options);
   };
+
+  auto& fetch_options = commands.source_fetch;
+  auto* fetch = command->add_subcommand(
+      "fetch", "Put a source spec's kernel tree into a directory");
+  fetch->add_option("SPEC", fetch_options.spec, "<scheme>:<rest>")->required();
+  fetch->add_option("DIR", fetch_options.directory,
+                    "An empty or missing directory")
+      ->required();
+  add_json_flag(fetch, fetch_options.json);
+  fetch->footer(
+      "Downloads, verifies and extracts a tarball, clones a git commit, or "
+      "names a\nlocal tree in place (local: sources are never copied). "
+      "Prints the tree's\npath as the last line; on failure DIR is left "
+      "empty. Progress goes to\nstderr. --json prints the `source describe` "
+      "object plus \"tree\".");
+  commands.runners[fetch] = [&fetch_options](ktc_cache* cache) {
+    return run_source_fetch(cache, fetch_options);
+  };
 }
 
 void add_strip(CLI::App& app, Commands& commands) {
@@ -445,6 +464,7 @@ int main(int argc, char** argv) {
       commands.global.cache_dir = absolute_root(*commands.global.cache_dir);
     }
     commands.list.cache_dir = commands.global.cache_dir;
+    commands.source_fetch.quiet = verbosity.quiet;
     CachePtr cache = open_cache(commands.global);
     for (const auto& [command, run] : commands.runners) {
       if (command->parsed()) {

@@ -37,7 +37,7 @@ extern "C" {
 
 /** Compile-time version of this header. @since 1.0 */
 #define KTC_VERSION_MAJOR 1
-#define KTC_VERSION_MINOR 2
+#define KTC_VERSION_MINOR 3
 #define KTC_VERSION_PATCH 0
 
 /**
@@ -80,7 +80,15 @@ typedef enum ktc_status {
   /** No usable plugin for a scheme or policy, or a plugin's operation
    * failed; the message names the plugin's file and the cause.
    * @since 1.1 */
-  KTC_E_PLUGIN = -15
+  KTC_E_PLUGIN = -15,
+  /** The caller's cancel callback asked to stop, and the operation stopped
+   * (a build's make and its children are killed). @since 1.3 */
+  KTC_E_CANCELLED = -16,
+  /** A kernel build failed (configure or make); the message has the
+   * failing step and the log's path. @since 1.3 */
+  KTC_E_BUILD = -17,
+  /** A download or a remote lookup failed. @since 1.3 */
+  KTC_E_NETWORK = -18
 } ktc_status;
 
 /**
@@ -782,6 +790,168 @@ KTC_API void ktc_plugin_list_free(ktc_plugin_list* list);
  * @since 1.1
  */
 KTC_API int ktc_source_describe(char** out, ktc_cache* cache, const char* spec);
+
+/* ---------------------------------------------------------------------- */
+/* Acquiring sources and building kernels                                 */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Called from the thread running a long operation to report a stage
+ * ("resolve", "download", "extract", "configure", "build", "strip",
+ * "store", "wait") and how far it is: `done` of `total` units (bytes for
+ * downloads; percent, 0-100, for builds), `total` 0 when unknown. Called
+ * often; it SHOULD return quickly. `stage` is borrowed for the call.
+ * @since 1.3
+ */
+typedef void (*ktc_progress_fn)(void* userdata,
+                                const char* stage,
+                                uint64_t done,
+                                uint64_t total);
+
+/**
+ * Polled by long operations between steps (and about every 100 ms while a
+ * build runs); non-zero stops the operation with KTC_E_CANCELLED. It may
+ * be called from threads the library starts, so it must be thread safe
+ * (reading a flag a signal handler sets is the usual body).
+ * @since 1.3
+ */
+typedef int (*ktc_cancel_fn)(void* userdata);
+
+/**
+ * Hooks for long operations. Zero-initialize (KTC_HOOKS_INIT) and set
+ * what is wanted; every member may be NULL.
+ * @since 1.3
+ */
+typedef struct ktc_hooks {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  ktc_progress_fn progress;
+  void* progress_userdata;
+  ktc_cancel_fn cancelled;
+  void* cancel_userdata;
+} ktc_hooks;
+
+/** @since 1.3 */
+#define KTC_HOOKS_INIT {sizeof(ktc_hooks), 0, NULL, NULL, NULL, NULL}
+
+/**
+ * Resolves `spec` and puts its source tree into `dest_dir`, which must not
+ * exist or be an empty directory (it is created, mode 0777 & ~umask). A
+ * source that builds in place (local:) is not copied: the tree named is
+ * the tree itself. Tarballs are verified against their SHA-256 before
+ * this returns; on any failure `dest_dir` is left empty (or removed when
+ * this call created it).
+ * @param out receives the ktc_source_describe() object plus "tree": the
+ *        absolute path of the tree; free with ktc_free().
+ * @param hooks progress and cancellation; may be NULL.
+ * @return KTC_OK, KTC_E_INVALID (spec, a non-empty dest_dir), KTC_E_PLUGIN,
+ *         KTC_E_NOTFOUND (no such version, commit or file),
+ *         KTC_E_NETWORK, KTC_E_MISMATCH (a checksum differs),
+ *         KTC_E_CANCELLED, KTC_E_IO.
+ * @since 1.3
+ */
+KTC_API int ktc_source_fetch(char** out,
+                             ktc_cache* cache,
+                             const char* spec,
+                             const char* dest_dir,
+                             const ktc_hooks* hooks);
+
+/** ktc_build_options.flags. @since 1.3 */
+enum {
+  /** Build and replace the entry even when it is cached. */
+  KTC_BUILD_FORCE = 1u << 0,
+  /** Store a build of a dirty or non-git local tree (recorded as dirty);
+   * without it such a build is made but not stored. */
+  KTC_BUILD_STORE_DIRTY = 1u << 1,
+  /** Store the vmlinux as built, without a strip policy. */
+  KTC_BUILD_NO_STRIP = 1u << 2,
+  /** Keep the build directory of a fetched source after storing. */
+  KTC_BUILD_KEEP_TREE = 1u << 3
+};
+
+/**
+ * What ktc_ensure() builds. Zero-initialize (KTC_BUILD_OPTIONS_INIT) and
+ * set `spec`; every other member may be 0 or NULL. Strings are borrowed
+ * for the call.
+ * @since 1.3
+ */
+typedef struct ktc_build_options {
+  uint32_t struct_size;
+  /** KTC_BUILD_* bits. */
+  uint32_t flags;
+  /** The kernel: "<scheme>:<rest>" ("tarball:6.12.3", "git:URL@REF",
+   * "local:/src/linux", a plugin's own) or a bare version ("6.12.3",
+   * "6.12", "6.15-rc3"), which names a kernel.org tarball. Required. */
+  const char* spec;
+  /** "x86_64" or "aarch64" ("arm64" is accepted); NULL: the host's. */
+  const char* arch;
+  /** A make target ("defconfig", the default; "tinyconfig", ...) or the
+   * path of a config file (anything containing '/'). */
+  const char* base_config;
+  /** Config fragment files merged, in order, over the base config. */
+  const char* const* kconfig_files;
+  size_t kconfig_file_count;
+  /** Single settings merged after the files: "CONFIG_X=y", "X=y",
+   * "X=n" (written "# CONFIG_X is not set"), "X=\"text\"", "X=250". */
+  const char* const* kconfig_settings;
+  size_t kconfig_setting_count;
+  /** Extra make arguments ("KCFLAGS=-O2", "W=1"); part of the key. */
+  const char* const* make_args;
+  size_t make_arg_count;
+  /** make -j; 0: the CPUs this process may run on. Not part of the key. */
+  uint32_t jobs;
+  uint32_t reserved0;
+  /** NULL: the environment's CROSS_COMPILE, if any. */
+  const char* cross_compile;
+  /** CC=...; NULL: the kernel's default. */
+  const char* cc;
+  /** LLVM=... ("1", "-14", a path prefix); NULL: none. */
+  const char* llvm;
+  /** The strip policy; NULL: "btf". Ignored with KTC_BUILD_NO_STRIP. */
+  const char* strip_policy;
+  /** How long to wait for another process's build of the same key; 0:
+   * four hours. */
+  uint64_t wait_timeout_ms;
+  /** Progress and cancellation; may be NULL. */
+  const ktc_hooks* hooks;
+} ktc_build_options;
+
+/** @since 1.3 */
+#define KTC_BUILD_OPTIONS_INIT                                                 \
+  {sizeof(ktc_build_options), 0, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, 0,  \
+   0, 0, NULL, NULL, NULL, NULL, 0, NULL}
+
+/**
+ * The kernel `options` names, from the cache or built: looks the key up
+ * (a hit costs no plugin work beyond resolving the spec: no clone, no
+ * download), else acquires the source, configures, builds, strips and
+ * stores it. Single flight across processes: the builder holds
+ * <root>/.locks/<key>.build; others wait for it and get the entry, or the
+ * failure it recorded (<root>/.build/<key>.failed), without building again.
+ * Fetched sources are built under <root>/.build/ and removed after the
+ * store; local trees are built in place, one build per tree at a time.
+ * The build log is kept at <root>/.build/logs/<key>.log.
+ * @param out receives the entry (lease-free, like ktc_lookup without one);
+ *        NULL when the build was not stored (a dirty local tree without
+ *        KTC_BUILD_STORE_DIRTY; the report names the image). Free with
+ *        ktc_entry_free().
+ * @param report receives a JSON object (free with ktc_free(); may be NULL):
+ *        {"key", "spec", "outcome": "hit" | "built" | "waited" |
+ *        "built_not_stored", "entry_dir" (or null), "image" (or null),
+ *        "tree" (or null), "log" (or null), "dropped_kconfig": [lines],
+ *        "inputs": {...}, "seconds": {"acquire", "configure", "build",
+ *        "strip", "store"}}.
+ * @return KTC_OK, KTC_E_INVALID (options, spec, arch, a fragment),
+ *         KTC_E_PLUGIN, KTC_E_NOTFOUND, KTC_E_NETWORK, KTC_E_MISMATCH
+ *         (checksum; a vmlinux of another arch), KTC_E_BUILD (this build
+ *         or the one waited for failed), KTC_E_LOCKED (waiting timed out;
+ *         the holders are named), KTC_E_CANCELLED, KTC_E_IO, KTC_E_NOSPC.
+ * @since 1.3
+ */
+KTC_API int ktc_ensure(ktc_entry** out,
+                       ktc_cache* cache,
+                       const ktc_build_options* options,
+                       char** report);
 
 /** Options for ktc_strip(). @since 1.1 */
 typedef struct ktc_strip_options {

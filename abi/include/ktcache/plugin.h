@@ -56,7 +56,7 @@ extern "C" {
 
 /** The ABI version of this header. @since 1.1 */
 #define KTC_PLUGIN_ABI_MAJOR 1
-#define KTC_PLUGIN_ABI_MINOR 1
+#define KTC_PLUGIN_ABI_MINOR 2
 
 /** The entry point's name for this ABI major, as a string. @since 1.1 */
 #define KTC_PLUGIN_QUERY_SYMBOL "ktc_plugin_query_v1"
@@ -214,12 +214,21 @@ typedef struct ktc_host_services {
   /** Source expand: append one concrete spec a series or range expands
    * to, oldest first. */
   int (*add_expansion)(ktc_plugin_call* call, const char* spec);
-  /** Source acquire: the tree is used in place at `path` (a local tree),
-   * instead of the directory the host provided. */
+  /** Source acquire: the tree is at `path` instead of the directory the
+   * host provided: a tree used in place (KTC_SOURCE_IN_PLACE), or a
+   * directory inside `dest_dir` (a tarball's top-level directory). */
   int (*set_tree)(ktc_plugin_call* call, const char* path);
 
   /** The ELF strip engine; NULL in ABI minor 0, non-NULL from minor 1. */
   const ktc_strip_engine* strip_engine;
+
+  /** Source acquire and recheck: the value resolve() recorded with
+   * set_identity() for this spec under `name` ("version", "commit",
+   * "digest", or a plugin's own), so that acquire need not resolve again.
+   * Borrowed until the operation returns; NULL when it was not recorded
+   * or is null. Absent (struct_size too small) in hosts of ABI minor 1.
+   * @since 1.3 */
+  const char* (*identity)(ktc_plugin_call* call, const char* name);
 } ktc_host_services;
 
 /* ---------------------------------------------------------------------- */
