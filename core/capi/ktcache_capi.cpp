@@ -386,97 +386,6 @@ boost::json::value text_or_null(const std::optional<std::string>& text) {
   return text ? boost::json::value(*text) : boost::json::value(nullptr);
 }
 
-// A private directory for a stripped vmlinux on its way into the cache;
-// removed with everything in it when the store is done.
-class StripScratch {
-public:
-  StripScratch() = default;
-  StripScratch(const StripScratch&) = delete;
-  StripScratch& operator=(const StripScratch&) = delete;
-  ~StripScratch() {
-    if (!m_dir.empty()) {
-      if (!m_file.empty()) {
-        ::unlink(m_file.c_str());
-      }
-      ::rmdir(m_dir.c_str());
-    }
-  }
-
-  Result<std::string> make() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern =
-        fmt::format("{}/ktcache-strip-XXXXXX",
-                    base != nullptr && *base != '\0' ? base : "/tmp");
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      return errno_error(
-          errno, fmt::format("cannot create a directory like {}", pattern));
-    }
-    m_dir = pattern;
-    m_file = m_dir + "/vmlinux";
-    return m_file;
-  }
-
-private:
-  std::string m_dir;
-  std::string m_file;
-};
-
-// The vmlinux's build-id when it is a readable ELF file, else none.
-std::optional<std::string> build_id_of(const std::string& path) {
-  auto file = elf::ElfFile::open(path);
-  if (!file) {
-    return std::nullopt;
-  }
-  auto id = elf::build_id(*file);
-  return id ? *id : std::nullopt;
-}
-
-// Strips the request's vmlinux into `scratch` with the store's policy and
-// points the request at the result, recording how it was made.
-Result<void> strip_for_store(cache::StoreRequest& request,
-                             plugin::Registry& plugins,
-                             const ktc_store_options& options,
-                             StripScratch& scratch) {
-  cache::VmlinuxOrigin& origin = request.vmlinux_origin;
-  if ((options.flags & KTC_STORE_NO_STRIP) != 0) {
-    origin.build_id = build_id_of(request.vmlinux);
-    return {};
-  }
-  bool named = options.strip_policy != nullptr;
-  std::string policy = named ? options.strip_policy : "btf";
-  KTC_TRY_ASSIGN(std::string output, scratch.make());
-  plugin::StripFileOptions strip_options;
-  strip_options.whole_file_fallback = true;
-  auto outcome = plugin::strip_file(plugins, policy, request.vmlinux, output,
-                                    strip_options);
-  if (!outcome) {
-    // The default policy's plugin missing is no reason to refuse a store;
-    // a policy the caller named is.
-    if (named || outcome.error().status != Status::plugin) {
-      return std::move(outcome).error();
-    }
-    KTC_LOG(warn, "Storing {} whole: {}", request.vmlinux,
-            outcome.error().message);
-    origin.requested = policy;
-    origin.fallback = outcome.error().message;
-    origin.build_id = build_id_of(request.vmlinux);
-    return {};
-  }
-  origin.policy = outcome->policy;
-  origin.policy_version = outcome->policy_version;
-  origin.stripped = outcome->stripped;
-  origin.original_size = outcome->input_size;
-  origin.build_id = outcome->build_id;
-  if (outcome->policy != outcome->requested) {
-    origin.requested = outcome->requested;
-  }
-  origin.fallback = outcome->fallback;
-  if (!outcome->kept_input) {
-    request.vmlinux = output;
-  }
-  return {};
-}
-
 Result<cache::CacheOptions> cache_options(const ktc_open_options& options) {
   KTC_TRY(check_flags(options.flags, KTC_OPEN_ALLOW_NETWORK_FS,
                       "ktc_open_options.flags"));
@@ -828,9 +737,13 @@ int ktc_store(ktc_entry** out,
     }
     // The key is checked before a possibly long strip.
     KTC_TRY(kc::validate_key(key));
-    StripScratch scratch;
+    ktc::plugin::StripScratch scratch;
     if (!request.vmlinux.empty()) {
-      KTC_TRY(strip_for_store(request, cache->plugins, copy, scratch));
+      ktc::plugin::StoreStripOptions strip;
+      strip.no_strip = (copy.flags & KTC_STORE_NO_STRIP) != 0;
+      strip.policy = optional_value(copy.strip_policy);
+      KTC_TRY(ktc::plugin::strip_for_store(cache->plugins, request, strip,
+                                           scratch));
     }
     KTC_TRY_ASSIGN(kc::Entry entry, cache->cache.store(key, request));
     if (out != nullptr) {

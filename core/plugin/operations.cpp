@@ -1,5 +1,6 @@
 #include "plugin/operations.hpp"
 
+#include "elf/arch.hpp"
 #include "elf/elf_file.hpp"
 #include "elf/strip.hpp"
 #include "util/fd.hpp"
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <random>
 
 namespace ktc::plugin {
@@ -500,5 +502,93 @@ const ktc_strip_engine k_strip_engine = {
     0,
     engine_service_strip,
 };
+
+StripScratch::~StripScratch() {
+  if (!m_dir.empty()) {
+    if (!m_file.empty()) {
+      ::unlink(m_file.c_str());
+    }
+    ::rmdir(m_dir.c_str());
+  }
+}
+
+Result<std::string> StripScratch::make(const std::string& base) {
+  std::string directory = base;
+  if (directory.empty()) {
+    const char* temp = std::getenv("TMPDIR");
+    directory = temp != nullptr && *temp != '\0' ? temp : "/tmp";
+  }
+  std::string pattern = fmt::format("{}/ktcache-strip-XXXXXX", directory);
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return errno_error(errno,
+                       fmt::format("cannot create a directory like {}", pattern));
+  }
+  m_dir = pattern;
+  m_file = m_dir + "/vmlinux";
+  return m_file;
+}
+
+namespace {
+
+// The vmlinux's build-id when it is a readable ELF file, else none.
+std::optional<std::string> build_id_of(const std::string& path) {
+  auto file = elf::ElfFile::open(path);
+  if (!file) {
+    return std::nullopt;
+  }
+  auto id = elf::build_id(*file);
+  return id ? *id : std::nullopt;
+}
+
+} // namespace
+
+Result<void> strip_for_store(Registry& registry,
+                             cache::StoreRequest& request,
+                             const StoreStripOptions& options,
+                             StripScratch& scratch) {
+  std::string arch_name =
+      request.arch.empty() ? cache::host_arch() : request.arch;
+  if (auto arch = elf::find_arch(arch_name)) {
+    KTC_TRY(elf::check_vmlinux_arch(request.vmlinux, *arch));
+  }
+  cache::VmlinuxOrigin& origin = request.vmlinux_origin;
+  if (options.no_strip) {
+    origin.build_id = build_id_of(request.vmlinux);
+    return {};
+  }
+  bool named = options.policy.has_value();
+  std::string policy = named ? *options.policy : "btf";
+  KTC_TRY_ASSIGN(std::string output, scratch.make(options.scratch_base));
+  StripFileOptions strip_options;
+  strip_options.whole_file_fallback = true;
+  auto outcome =
+      strip_file(registry, policy, request.vmlinux, output, strip_options);
+  if (!outcome) {
+    // The default policy's plugin missing is no reason to refuse a store;
+    // a policy the caller named is.
+    if (named || outcome.error().status != Status::plugin) {
+      return std::move(outcome).error();
+    }
+    KTC_LOG(warn, "Storing {} whole: {}", request.vmlinux,
+            outcome.error().message);
+    origin.requested = policy;
+    origin.fallback = outcome.error().message;
+    origin.build_id = build_id_of(request.vmlinux);
+    return {};
+  }
+  origin.policy = outcome->policy;
+  origin.policy_version = outcome->policy_version;
+  origin.stripped = outcome->stripped;
+  origin.original_size = outcome->input_size;
+  origin.build_id = outcome->build_id;
+  if (outcome->policy != outcome->requested) {
+    origin.requested = outcome->requested;
+  }
+  origin.fallback = outcome->fallback;
+  if (!outcome->kept_input) {
+    request.vmlinux = output;
+  }
+  return {};
+}
 
 } // namespace ktc::plugin

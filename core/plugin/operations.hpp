@@ -3,6 +3,7 @@
 // What the host does through plugins: describe a source spec, strip a file
 // with a policy. Each loads only the plugin it needs.
 
+#include "cache/cache.hpp"
 #include "plugin/host.hpp"
 
 #include <boost/json/object.hpp>
@@ -101,6 +102,42 @@ Result<StripOutcome> strip_file(Registry& registry,
                                 const std::string& input,
                                 const std::string& output,
                                 const StripFileOptions& options);
+
+// A private directory for a stripped vmlinux on its way into the cache,
+// removed with its file on destruction.
+class StripScratch {
+public:
+  StripScratch() = default;
+  StripScratch(const StripScratch&) = delete;
+  StripScratch& operator=(const StripScratch&) = delete;
+  ~StripScratch();
+
+  // A path for the output inside a new directory under `base` ($TMPDIR or
+  // /tmp when empty).
+  Result<std::string> make(const std::string& base = {});
+
+private:
+  std::string m_dir;
+  std::string m_file;
+};
+
+struct StoreStripOptions {
+  // Empty: the default policy, "btf", whose plugin missing is no reason to
+  // refuse the store (the file is kept whole, and that is recorded).
+  std::optional<std::string> policy;
+  bool no_strip = false;
+  // Where the scratch directory goes (see StripScratch::make).
+  std::string scratch_base;
+};
+
+// Prepares a store's vmlinux: refuses one built for another arch than the
+// request's, strips it into `scratch` with the policy (falling back as
+// strip_file() does, to the whole file at worst) and points the request at
+// the result, recording how it was made in request.vmlinux_origin.
+Result<void> strip_for_store(Registry& registry,
+                             cache::StoreRequest& request,
+                             const StoreStripOptions& options,
+                             StripScratch& scratch);
 
 // The engine as plugins see it (ktc_host_services.strip_engine).
 extern const ktc_strip_engine k_strip_engine;
