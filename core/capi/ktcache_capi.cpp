@@ -3,6 +3,7 @@
 // and converts between the C structs and the core's types; no behaviour of
 // the cache lives here.
 
+#include "build/pipeline.hpp"
 #include "cache/cache.hpp"
 #include "cache/key.hpp"
 #include "cache/metadata.hpp"
@@ -1194,6 +1195,118 @@ int ktc_source_fetch(char** out,
     boost::json::object result = description.to_json();
     result["tree"] = *tree;
     *out = malloc_string(boost::json::serialize(result));
+    return {};
+  });
+}
+
+namespace ktc::capi {
+namespace {
+
+Result<std::vector<std::string>> string_array(const char* const* items,
+                                              size_t count,
+                                              std::string_view what) {
+  std::vector<std::string> result;
+  if (count != 0 && items == nullptr) {
+    return make_error(Status::invalid, "{} is NULL with a count of {}", what,
+                      count);
+  }
+  for (size_t index = 0; index < count; ++index) {
+    if (items[index] == nullptr) {
+      return make_error(Status::invalid, "{}[{}] is NULL", what, index);
+    }
+    result.emplace_back(items[index]);
+  }
+  return result;
+}
+
+Result<build::BuildRequest> build_request(const ktc_build_options& options) {
+  KTC_TRY(check_flags(options.flags,
+                      KTC_BUILD_FORCE | KTC_BUILD_STORE_DIRTY |
+                          KTC_BUILD_NO_STRIP | KTC_BUILD_KEEP_TREE,
+                      "ktc_build_options.flags"));
+  if (options.spec == nullptr) {
+    return null_argument("ktc_build_options.spec");
+  }
+  build::BuildRequest request;
+  request.spec = options.spec;
+  if (options.arch != nullptr) {
+    request.arch = options.arch;
+  }
+  if (options.base_config != nullptr) {
+    request.base_config = options.base_config;
+  }
+  KTC_TRY_ASSIGN(request.kconfig_files,
+                 string_array(options.kconfig_files, options.kconfig_file_count,
+                              "ktc_build_options.kconfig_files"));
+  KTC_TRY_ASSIGN(request.kconfig_settings,
+                 string_array(options.kconfig_settings,
+                              options.kconfig_setting_count,
+                              "ktc_build_options.kconfig_settings"));
+  KTC_TRY_ASSIGN(request.make_args,
+                 string_array(options.make_args, options.make_arg_count,
+                              "ktc_build_options.make_args"));
+  request.jobs = options.jobs;
+  request.cross_compile = optional_value(options.cross_compile);
+  if (!request.cross_compile) {
+    const char* inherited = std::getenv("CROSS_COMPILE");
+    if (inherited != nullptr && *inherited != '\0') {
+      request.cross_compile = inherited;
+    }
+  }
+  request.cc = optional_value(options.cc);
+  request.llvm = optional_value(options.llvm);
+  request.strip_policy = optional_value(options.strip_policy);
+  request.no_strip = (options.flags & KTC_BUILD_NO_STRIP) != 0;
+  request.force = (options.flags & KTC_BUILD_FORCE) != 0;
+  request.store_dirty = (options.flags & KTC_BUILD_STORE_DIRTY) != 0;
+  request.keep_tree = (options.flags & KTC_BUILD_KEEP_TREE) != 0;
+  if (options.wait_timeout_ms != 0) {
+    request.wait_timeout = std::chrono::milliseconds(options.wait_timeout_ms);
+  }
+  KTC_TRY_ASSIGN(request.hooks, call_hooks(options.hooks));
+  return request;
+}
+
+} // namespace
+} // namespace ktc::capi
+
+int ktc_ensure(ktc_entry** out,
+               ktc_cache* cache,
+               const ktc_build_options* options,
+               char** report) {
+  return guard(__func__, [&]() -> Result<void> {
+    if (out != nullptr) {
+      *out = nullptr;
+    }
+    if (report != nullptr) {
+      *report = nullptr;
+    }
+    if (out == nullptr) {
+      return null_argument("out");
+    }
+    if (cache == nullptr) {
+      return null_argument("cache");
+    }
+    if (options == nullptr) {
+      return null_argument("options");
+    }
+    KTC_TRY_ASSIGN(ktc_build_options copy,
+                   read_options(*options,
+                                KTC_FIRST_SIZE(ktc_build_options, hooks),
+                                "ktc_build_options"));
+    KTC_TRY_ASSIGN(ktc::build::BuildRequest request,
+                   ktc::capi::build_request(copy));
+    KTC_TRY_ASSIGN(ktc::build::BuildReport built,
+                   ktc::build::ensure(cache->cache, cache->plugins, request));
+    std::string report_text = boost::json::serialize(built.to_json());
+    std::unique_ptr<ktc_entry> entry;
+    if (built.entry) {
+      entry = std::make_unique<ktc_entry>(std::move(*built.entry));
+    }
+    if (report != nullptr) {
+      *report = malloc_string(report_text);
+    }
+    *out = entry.release();
     return {};
   });
 }

@@ -120,4 +120,27 @@ int run_kconfig(ktc_cache* cache, const KconfigOptions& options);
 // Adds the kconfig subcommand to `app`, bound to `options`.
 CLI::App* add_kconfig(CLI::App& app, KconfigOptions& options);
 
+struct BuildOptions {
+  std::string spec;
+  std::optional<std::string> base_config;
+  std::vector<std::string> kconfig_files;
+  std::vector<std::string> kconfig_settings;
+  std::vector<std::string> make_args;
+  std::optional<std::string> arch;
+  uint32_t jobs = 0;
+  std::optional<std::string> strip_policy;
+  bool no_strip = false;
+  bool force = false;
+  bool store_dirty = false;
+  bool keep_tree = false;
+  std::optional<std::string> sha256;
+  std::optional<std::string> cross_compile;
+  std::optional<std::string> cc;
+  std::optional<std::string> llvm;
+  bool json = false;
+  bool quiet = false;
+};
+CLI::App* add_build(CLI::App& app, BuildOptions& options);
+int run_build(ktc_cache* cache, const BuildOptions& options);
+
 } // namespace ktc::cli

@@ -37,6 +37,10 @@ constexpr const char* k_main_footer =
     "     no space, unsupported filesystem)\n"
     "  7  plugin error (no usable plugin for a scheme or policy, or the\n"
     "     plugin failed; the message names its file)\n"
+    "  8  a kernel build failed (configure or make; the log's tail is\n"
+    "     printed and the whole log kept)\n"
+    "  9  network error (a download or a remote lookup failed)\n"
+    "  130 interrupted (SIGINT or SIGTERM; a build's make was stopped)\n"
     "Every error is one line on stderr: \"ktcache: <message>\".\n"
     "\n"
     "Output: tables and results go to stdout; logs, notes and the cache root\n"
@@ -114,6 +118,7 @@ struct Commands {
   PluginsOptions plugins;
   SourceDescribeOptions source_describe;
   SourceFetchOptions source_fetch;
+  BuildOptions build;
   StripOptions strip;
   KconfigOptions kconfig;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
@@ -451,6 +456,10 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_kconfig(cache, commands.kconfig);
       };
+  commands.runners[add_build(app, commands.build)] =
+      [&commands](ktc_cache* cache) {
+        return run_build(cache, commands.build);
+      };
 
   try {
     app.parse(argc, argv);
@@ -465,6 +474,7 @@ int main(int argc, char** argv) {
     }
     commands.list.cache_dir = commands.global.cache_dir;
     commands.source_fetch.quiet = verbosity.quiet;
+    commands.build.quiet = verbosity.quiet;
     CachePtr cache = open_cache(commands.global);
     for (const auto& [command, run] : commands.runners) {
       if (command->parsed()) {

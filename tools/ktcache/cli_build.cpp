@@ -1,0 +1,228 @@
+// The build command: a kernel from the cache, or built and stored.
+
+#include "cli_commands.hpp"
+#include "cli_output.hpp"
+#include "cli_progress.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace ktc::cli {
+namespace {
+
+std::vector<const char*> c_strings(const std::vector<std::string>& items) {
+  std::vector<const char*> result;
+  result.reserve(items.size());
+  for (const auto& item : items) {
+    result.push_back(item.c_str());
+  }
+  return result;
+}
+
+const char* c_str_or_null(const std::optional<std::string>& text) {
+  return text ? text->c_str() : nullptr;
+}
+
+bool is_sha256(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isxdigit(static_cast<unsigned char>(c)) &&
+                  !std::isupper(static_cast<unsigned char>(c));
+         });
+}
+
+} // namespace
+
+CLI::App* add_build(CLI::App& app, BuildOptions& options) {
+  auto* command = app.add_subcommand(
+      "build", "Get a kernel from the cache, or build, strip and store it");
+  command
+      ->add_option("SPEC", options.spec,
+                   "tarball:VERSION|FILE|URL, a bare version (6.12.3, 6.12, "
+                   "6.15-rc3), git:URL@REF, local:PATH, or a plugin's scheme")
+      ->required();
+  command
+      ->add_option_function<std::string>(
+          "--base-config",
+          [&options](const std::string& value) { options.base_config = value; },
+          "A make target (defconfig, the default; tinyconfig; ...) or a "
+          "config file (a path with a '/')")
+      ->type_name("TARGET-OR-FILE");
+  command
+      ->add_option("--kconfig", options.kconfig_files,
+                   "A config fragment merged over the base (repeatable)")
+      ->type_name("FILE");
+  command
+      ->add_option("--kconfig-set", options.kconfig_settings,
+                   "One setting, CONFIG_X=y or X=n (repeatable, after the "
+                   "files)")
+      ->type_name("X=Y");
+  command
+      ->add_option_function<std::string>(
+          "--arch", [&options](const std::string& value) { options.arch = value; },
+          "x86_64 or aarch64 (default: the host's)")
+      ->type_name("ARCH");
+  command->add_option("-j,--jobs", options.jobs,
+                      "make -j (default: the CPUs this process may use)");
+  auto* strip =
+      command
+          ->add_option_function<std::string>(
+              "--strip",
+              [&options](const std::string& value) {
+                options.strip_policy = value;
+              },
+              "The vmlinux's strip policy (default: btf)")
+          ->type_name("POLICY");
+  command
+      ->add_flag("--no-strip", options.no_strip,
+                 "Store the vmlinux as built")
+      ->excludes(strip);
+  command->add_flag("--force", options.force,
+                    "Build and replace the entry even when it is cached");
+  command->add_flag("--store-dirty", options.store_dirty,
+                    "Store a build of a dirty or non-git local tree "
+                    "(recorded as dirty)");
+  command->add_flag("--keep-tree", options.keep_tree,
+                    "Keep the build directory of a fetched source");
+  command
+      ->add_option_function<std::string>(
+          "--sha256",
+          [&options](const std::string& value) { options.sha256 = value; },
+          "The tarball's expected SHA-256 (tarball specs)")
+      ->type_name("HEX");
+  command
+      ->add_option_function<std::string>(
+          "--cross-compile",
+          [&options](const std::string& value) {
+            options.cross_compile = value;
+          },
+          "CROSS_COMPILE prefix (default: $CROSS_COMPILE)")
+      ->type_name("PREFIX");
+  command
+      ->add_option_function<std::string>(
+          "--cc", [&options](const std::string& value) { options.cc = value; },
+          "The C compiler (make CC=...)")
+      ->type_name("CC");
+  command
+      ->add_option_function<std::string>(
+          "--llvm",
+          [&options](const std::string& value) { options.llvm = value; },
+          "Build with LLVM (make LLVM=1, LLVM=-14, ...)")
+      ->type_name("V");
+  command
+      ->add_option("--make-arg", options.make_args,
+                   "An extra make argument (repeatable; part of the key)")
+      ->type_name("ARG");
+  command->add_flag("--json", options.json,
+                    "Print one JSON document (see below)");
+  command->footer(
+      "A cached kernel is returned at once; a missing one is acquired (a "
+      "tarball is\ndownloaded, verified and extracted; a git commit is "
+      "fetched; a local tree is\nbuilt in place), configured (the base, then "
+      "the fragments, then olddefconfig;\nevery fragment line that does not "
+      "survive is named), built with make,\nstripped and stored. Processes "
+      "asking for the same missing kernel share one\nbuild. Fetched sources "
+      "build under <root>/.build/; the log is kept at\n"
+      "<root>/.build/logs/<key>.log and its tail is printed on failure.\n\n"
+      "Prints the entry's directory as the last line of stdout (a dirty "
+      "local tree\nthat is not stored: the image's path). --json prints the "
+      "entry object (as\nlookup --json) plus \"outcome\" (hit, built, "
+      "waited, built_not_stored) and\n\"build\" (key, log, dropped_kconfig, "
+      "inputs, seconds per stage).\nExit: 8 when the build fails, 130 when "
+      "interrupted.");
+  return command;
+}
+
+int run_build(ktc_cache* cache, const BuildOptions& options) {
+  std::string spec = options.spec;
+  if (options.sha256) {
+    if (!is_sha256(*options.sha256)) {
+      throw CliError(k_exit_usage,
+                     fmt::format("--sha256 '{}' is not 64 lower-case hex "
+                                 "digits",
+                                 *options.sha256));
+    }
+    spec += "#sha256=" + *options.sha256;
+  }
+  auto kconfig_files = c_strings(options.kconfig_files);
+  auto kconfig_settings = c_strings(options.kconfig_settings);
+  auto make_args = c_strings(options.make_args);
+
+  CancelOnSignals cancel_on_signals;
+  ProgressView progress(options.quiet);
+  ktc_hooks hooks = progress.hooks();
+  ktc_build_options build = KTC_BUILD_OPTIONS_INIT;
+  build.spec = spec.c_str();
+  build.arch = c_str_or_null(options.arch);
+  build.base_config = c_str_or_null(options.base_config);
+  build.kconfig_files = kconfig_files.data();
+  build.kconfig_file_count = kconfig_files.size();
+  build.kconfig_settings = kconfig_settings.data();
+  build.kconfig_setting_count = kconfig_settings.size();
+  build.make_args = make_args.data();
+  build.make_arg_count = make_args.size();
+  build.jobs = options.jobs;
+  build.cross_compile = c_str_or_null(options.cross_compile);
+  build.cc = c_str_or_null(options.cc);
+  build.llvm = c_str_or_null(options.llvm);
+  build.strip_policy = c_str_or_null(options.strip_policy);
+  build.hooks = &hooks;
+  if (options.force) {
+    build.flags |= KTC_BUILD_FORCE;
+  }
+  if (options.store_dirty) {
+    build.flags |= KTC_BUILD_STORE_DIRTY;
+  }
+  if (options.no_strip) {
+    build.flags |= KTC_BUILD_NO_STRIP;
+  }
+  if (options.keep_tree) {
+    build.flags |= KTC_BUILD_KEEP_TREE;
+  }
+
+  ktc_entry* raw_entry = nullptr;
+  char* raw_report = nullptr;
+  int status = ktc_ensure(&raw_entry, cache, &build, &raw_report);
+  progress.finish();
+  check(status);
+  EntryPtr entry(raw_entry);
+  LibraryString report_text(raw_report);
+  boost::json::object report = boost::json::parse(report_text.get()).as_object();
+  std::string outcome(report.at("outcome").as_string());
+  if (options.json) {
+    boost::json::object result;
+    if (entry) {
+      result = entry_json(entry.get(), std::nullopt).as_object();
+    }
+    result["outcome"] = outcome;
+    result["build"] = report;
+    print_json(result);
+    return k_exit_ok;
+  }
+  if (!options.quiet) {
+    if (outcome == "hit") {
+      fmt::print(stderr, "ktcache: cached kernel found: {}\n",
+                 std::string_view(report.at("key").as_string()));
+    } else if (outcome == "waited") {
+      fmt::print(stderr, "ktcache: built by another process: {}\n",
+                 std::string_view(report.at("key").as_string()));
+    } else if (outcome == "built") {
+      fmt::print(stderr, "ktcache: kernel built and cached: {}\n",
+                 std::string_view(report.at("key").as_string()));
+    }
+  }
+  if (entry) {
+    fmt::print("{}\n", entry_info(entry.get()).path);
+  } else {
+    const auto& image = report.at("image");
+    fmt::print("{}\n", image.is_string() ? std::string(image.as_string())
+                                         : std::string());
+  }
+  return k_exit_ok;
+}
+
+} // namespace ktc::cli
