@@ -13,8 +13,8 @@ std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
     text.remove_prefix(1);
   }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' ||
-                           text.back() == '\r')) {
+  while (!text.empty() &&
+         (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
     text.remove_suffix(1);
   }
   return text;
@@ -39,8 +39,8 @@ std::string with_prefix(std::string_view symbol) {
 std::optional<std::string> symbol_of_line(std::string_view line) {
   line = trim(line);
   if (line.starts_with("# ") && line.ends_with(" is not set")) {
-    std::string_view symbol =
-        line.substr(2, line.size() - 2 - std::string_view(" is not set").size());
+    std::string_view symbol = line.substr(
+        2, line.size() - 2 - std::string_view(" is not set").size());
     if (symbol.starts_with("CONFIG_") && valid_symbol(symbol)) {
       return std::string(symbol);
     }
@@ -80,8 +80,8 @@ Result<KconfigSetting> parse_assignment(std::string_view text,
   std::string_view name = trim(text.substr(0, equals));
   std::string_view value = trim(text.substr(equals + 1));
   if (!valid_symbol(name)) {
-    return make_error(Status::invalid,
-                      "{}: '{}' is not a Kconfig symbol name", where, name);
+    return make_error(Status::invalid, "{}: '{}' is not a Kconfig symbol name",
+                      where, name);
   }
   if (value.empty()) {
     return make_error(Status::invalid, "{}: {} has no value", where, name);
@@ -104,7 +104,7 @@ Result<KconfigSetting> parse_setting(std::string_view text) {
 }
 
 Result<std::vector<KconfigSetting>> parse_fragment(std::string_view text,
-                                                  std::string_view origin) {
+                                                   std::string_view origin) {
   std::vector<KconfigSetting> settings;
   size_t number = 0;
   for (std::string_view raw : split_lines(text)) {
@@ -121,8 +121,8 @@ Result<std::vector<KconfigSetting>> parse_fragment(std::string_view text,
     }
     std::string where = fmt::format("{} line {}", origin, number);
     if (!line.starts_with("CONFIG_")) {
-      return make_error(Status::invalid,
-                        "{}: '{}' does not start with CONFIG_", where, line);
+      return make_error(Status::invalid, "{}: '{}' does not start with CONFIG_",
+                        where, line);
     }
     KTC_TRY_ASSIGN(KconfigSetting setting, parse_assignment(line, where));
     settings.push_back(std::move(setting));
@@ -185,8 +185,8 @@ dropped_settings(std::string_view config,
     if (!reported.insert(setting.symbol).second) {
       continue;
     }
-    bool survived = lines.contains(line) ||
-                    (line.starts_with('#') && !symbols.contains(setting.symbol));
+    bool survived = lines.contains(line) || (line.starts_with('#') &&
+                                             !symbols.contains(setting.symbol));
     if (!survived) {
       dropped.push_back(line);
     }

@@ -24,7 +24,7 @@ struct KconfigSetting {
 // lines; blank lines and other comments are skipped. `origin` names the
 // text in errors ("fragment /path/x.config"), with the line number.
 Result<std::vector<KconfigSetting>> parse_fragment(std::string_view text,
-                                                  std::string_view origin);
+                                                   std::string_view origin);
 
 // "CONFIG_X=y", "X=y", "X=n" (unset), "X=\"text\"", "X=250".
 Result<KconfigSetting> parse_setting(std::string_view text);

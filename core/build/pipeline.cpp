@@ -41,13 +41,12 @@ constexpr size_t k_tail_lines = 40;
 
 // The environment every kernel build sees, so that two builds of the same
 // inputs produce the same banner and the same `uname -v`.
-const std::vector<std::pair<std::string, std::string>> k_pinned_environment =
-    {
-        {"KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC"},
-        {"KBUILD_BUILD_USER", "ktcache"},
-        {"KBUILD_BUILD_HOST", "ktcache"},
-        {"KBUILD_BUILD_VERSION", "1"},
-        {"LC_ALL", "C"},
+const std::vector<std::pair<std::string, std::string>> k_pinned_environment = {
+    {"KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC"},
+    {"KBUILD_BUILD_USER", "ktcache"},
+    {"KBUILD_BUILD_HOST", "ktcache"},
+    {"KBUILD_BUILD_VERSION", "1"},
+    {"LC_ALL", "C"},
 };
 
 double seconds_since(Clock::time_point start) {
@@ -124,8 +123,8 @@ std::optional<std::string> makefile_version(const std::string& tree) {
       continue;
     }
     auto trim = [](std::string_view text) {
-      while (!text.empty() && std::isspace(static_cast<unsigned char>(
-                                  text.front()))) {
+      while (!text.empty() &&
+             std::isspace(static_cast<unsigned char>(text.front()))) {
         text.remove_prefix(1);
       }
       while (!text.empty() &&
@@ -160,11 +159,11 @@ struct BaseConfig {
 Result<BaseConfig> base_config_of(const std::string& text) {
   BaseConfig base;
   if (text.find('/') == std::string::npos) {
-    bool valid = !text.empty() &&
-                 std::all_of(text.begin(), text.end(), [](char c) {
-                   return std::isalnum(static_cast<unsigned char>(c)) ||
-                          c == '_' || c == '-' || c == '.';
-                 });
+    bool valid =
+        !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                 c == '-' || c == '.';
+        });
     if (!valid) {
       return make_error(Status::invalid,
                         "base config '{}' is neither a make target (such as "
@@ -177,8 +176,8 @@ Result<BaseConfig> base_config_of(const std::string& text) {
   }
   KTC_TRY_ASSIGN(std::string path, fs::absolute_path(text));
   if (!is_regular_file(path)) {
-    return make_error(Status::not_found,
-                      "base config {}: no such regular file", path);
+    return make_error(Status::not_found, "base config {}: no such regular file",
+                      path);
   }
   KTC_TRY_ASSIGN(std::string content, fs::read_file(AT_FDCWD, path));
   base.file = path;
@@ -198,15 +197,14 @@ Result<Fragments> read_fragments(const BuildRequest& request) {
     KTC_TRY_ASSIGN(std::string path, fs::absolute_path(file));
     auto content = fs::read_file(AT_FDCWD, path);
     if (!content) {
-      return make_error(content.error().status == Status::io
-                            ? Status::not_found
-                            : content.error().status,
-                        "kconfig fragment {}: {}", path,
-                        content.error().message);
+      return make_error(
+          content.error().status == Status::io ? Status::not_found
+                                               : content.error().status,
+          "kconfig fragment {}: {}", path, content.error().message);
     }
-    KTC_TRY_ASSIGN(auto settings,
-                   parse_fragment(*content,
-                                  fmt::format("kconfig fragment {}", path)));
+    KTC_TRY_ASSIGN(
+        auto settings,
+        parse_fragment(*content, fmt::format("kconfig fragment {}", path)));
     boost::json::object record;
     record["file"] = path;
     record["sha256"] = sha256_hex(*content);
@@ -385,7 +383,8 @@ Result<void> Builder::run_make(const std::vector<std::string>& argv,
     return make_error(Status::cancelled, "the build of {} was cancelled",
                       m_report.key);
   }
-  std::string header = fmt::format("### {} (in {})\n", join_command(argv), tree);
+  std::string header =
+      fmt::format("### {} (in {})\n", join_command(argv), tree);
   if (m_log) {
     (void)!::write(m_log.get(), header.data(), header.size());
   }
@@ -498,9 +497,9 @@ Builder::run(const plugin::SourceDescription& description,
           std::count(previous->begin(), previous->end(), '\n'));
     }
   }
-  m_log = Fd(::open(log_path.c_str(),
-                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                    0666));
+  m_log =
+      Fd(::open(log_path.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666));
   if (!m_log) {
     return errno_error(errno, log_path);
   }
@@ -517,9 +516,9 @@ Builder::run(const plugin::SourceDescription& description,
     source_dir = m_work_dir + "/src";
   }
   progress("acquire", 0, 0);
-  KTC_TRY_ASSIGN(std::string tree,
-                 plugin::acquire_source(description, source_dir,
-                                        m_request.hooks));
+  KTC_TRY_ASSIGN(
+      std::string tree,
+      plugin::acquire_source(description, source_dir, m_request.hooks));
   m_report.tree = tree;
   m_report.seconds["acquire"] = seconds_since(started);
   if (!is_regular_file(tree + "/Makefile")) {
@@ -691,9 +690,9 @@ std::optional<Error> failure_recorded_since(const cache::Cache& cache,
   if (::stat(path.c_str(), &st) != 0) {
     return std::nullopt;
   }
-  bool newer = st.st_mtim.tv_sec > since.tv_sec ||
-               (st.st_mtim.tv_sec == since.tv_sec &&
-                st.st_mtim.tv_nsec >= since.tv_nsec);
+  bool newer =
+      st.st_mtim.tv_sec > since.tv_sec || (st.st_mtim.tv_sec == since.tv_sec &&
+                                           st.st_mtim.tv_nsec >= since.tv_nsec);
   if (!newer) {
     return std::nullopt;
   }
@@ -844,10 +843,10 @@ boost::json::object BuildReport::to_json() const {
   result["key"] = key;
   result["spec"] = spec;
   result["outcome"] = to_string(outcome);
-  result["entry_dir"] = entry ? boost::json::value(entry->path)
-                              : boost::json::value(nullptr);
-  result["image"] = optional_json(entry ? std::optional(entry->image_path())
-                                        : image);
+  result["entry_dir"] =
+      entry ? boost::json::value(entry->path) : boost::json::value(nullptr);
+  result["image"] =
+      optional_json(entry ? std::optional(entry->image_path()) : image);
   result["tree"] = optional_json(tree);
   result["log"] = optional_json(log);
   boost::json::array dropped;
@@ -875,9 +874,9 @@ Result<BuildReport> ensure(cache::Cache& cache,
   if (report.spec.empty()) {
     return make_error(Status::invalid, "no kernel named (an empty spec)");
   }
-  KTC_TRY_ASSIGN(elf::Arch arch, elf::find_arch(request.arch.empty()
-                                                    ? cache::host_arch()
-                                                    : request.arch));
+  KTC_TRY_ASSIGN(
+      elf::Arch arch,
+      elf::find_arch(request.arch.empty() ? cache::host_arch() : request.arch));
   KTC_TRY_ASSIGN(BaseConfig base, base_config_of(request.base_config));
   KTC_TRY_ASSIGN(Fragments fragments, read_fragments(request));
   ToolchainRequest tools{request.cross_compile, request.cc, request.llvm};
@@ -944,9 +943,9 @@ Result<BuildReport> ensure(cache::Cache& cache,
   lock.what = fmt::format("the build of {}", report.key);
   lock.mode = cache::LockMode::exclusive;
   bool waited = false;
-  KTC_TRY_ASSIGN(cache::FileLock build_lock,
-                 wait_for_lock(lock, request.wait_timeout, request.hooks,
-                               &waited));
+  KTC_TRY_ASSIGN(
+      cache::FileLock build_lock,
+      wait_for_lock(lock, request.wait_timeout, request.hooks, &waited));
   if (waited) {
     if (reusable) {
       auto entry = cache.lookup(report.key, false);
@@ -956,8 +955,7 @@ Result<BuildReport> ensure(cache::Cache& cache,
         return report;
       }
     }
-    if (auto failed =
-            failure_recorded_since(cache, report.key, wait_started)) {
+    if (auto failed = failure_recorded_since(cache, report.key, wait_started)) {
       return std::move(*failed);
     }
   }
@@ -982,8 +980,8 @@ Result<BuildReport> ensure(cache::Cache& cache,
                          report.key, failure->step, failure->exit_status,
                          report.log.value_or("not kept"));
     } else {
-      error.message = fmt::format("the build of {} failed: {}", report.key,
-                                  error.message);
+      error.message =
+          fmt::format("the build of {} failed: {}", report.key, error.message);
     }
     record_failure(cache, report, error, failure);
     return error;

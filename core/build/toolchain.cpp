@@ -33,9 +33,9 @@ Result<std::string> first_version_line(const std::string& program,
                         "{} cannot be run ({}): install it, or name another "
                         "with --cc, --llvm or --cross-compile",
                         program,
-                        output ? fmt::format("exit status {}",
-                                             output->exit_status)
-                               : output.error().message);
+                        output
+                            ? fmt::format("exit status {}", output->exit_status)
+                            : output.error().message);
     }
     return std::string("none");
   }

@@ -183,7 +183,7 @@ const char* error_message() noexcept {
 
 int status_of(const Error& error) noexcept {
   int status = static_cast<int>(error.status);
-  if (status >= 0 || status < KTC_E_PLUGIN) {
+  if (status >= 0 || status < KTC_E_NETWORK) {
     // A core bug: a failure must carry one of the published codes.
     try {
       set_error_message(fmt::format("{} (the core reported status {})",
@@ -1116,7 +1116,8 @@ Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks) {
     return result;
   }
   KTC_TRY_ASSIGN(ktc_hooks copy,
-                 read_options(*hooks, KTC_FIRST_SIZE(ktc_hooks, cancel_userdata),
+                 read_options(*hooks,
+                              KTC_FIRST_SIZE(ktc_hooks, cancel_userdata),
                               "ktc_hooks"));
   if (copy.progress != nullptr) {
     result.progress = [copy](std::string_view stage, uint64_t done,
@@ -1172,7 +1173,8 @@ int ktc_source_fetch(char** out,
     if (dest_dir == nullptr || *dest_dir == '\0') {
       return null_argument("dest_dir");
     }
-    KTC_TRY_ASSIGN(ktc::plugin::CallHooks hook_set, ktc::capi::call_hooks(hooks));
+    KTC_TRY_ASSIGN(ktc::plugin::CallHooks hook_set,
+                   ktc::capi::call_hooks(hooks));
     KTC_TRY_ASSIGN(std::string dest, ktc::fs::absolute_path(dest_dir));
     KTC_TRY_ASSIGN(ktc::plugin::SourceDescription description,
                    ktc::plugin::describe_source(cache->plugins, spec));
@@ -1202,9 +1204,8 @@ int ktc_source_fetch(char** out,
 namespace ktc::capi {
 namespace {
 
-Result<std::vector<std::string>> string_array(const char* const* items,
-                                              size_t count,
-                                              std::string_view what) {
+Result<std::vector<std::string>>
+string_array(const char* const* items, size_t count, std::string_view what) {
   std::vector<std::string> result;
   if (count != 0 && items == nullptr) {
     return make_error(Status::invalid, "{} is NULL with a count of {}", what,

@@ -40,7 +40,9 @@ std::string_view machine_name(uint16_t machine) {
 
 } // namespace
 
-std::span<const Arch> known_arches() { return k_arches; }
+std::span<const Arch> known_arches() {
+  return k_arches;
+}
 
 Result<Arch> find_arch(std::string_view name) {
   for (const auto& arch : k_arches) {
@@ -59,8 +61,7 @@ Result<Arch> find_arch(std::string_view name) {
                       "x86_64)",
                       name);
   }
-  return make_error(Status::invalid, "arch '{}' is not one of {}", name,
-                    known);
+  return make_error(Status::invalid, "arch '{}' is not one of {}", name, known);
 }
 
 Result<void> check_vmlinux_arch(const std::string& vmlinux, const Arch& arch) {

@@ -520,8 +520,8 @@ Result<std::string> StripScratch::make(const std::string& base) {
   }
   std::string pattern = fmt::format("{}/ktcache-strip-XXXXXX", directory);
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return errno_error(errno,
-                       fmt::format("cannot create a directory like {}", pattern));
+    return errno_error(
+        errno, fmt::format("cannot create a directory like {}", pattern));
   }
   m_dir = pattern;
   m_file = m_dir + "/vmlinux";

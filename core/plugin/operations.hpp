@@ -9,7 +9,6 @@
 #include <boost/json/object.hpp>
 
 #include <functional>
-
 #include <optional>
 #include <string>
 #include <string_view>

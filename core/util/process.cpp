@@ -4,16 +4,15 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <signal.h>
-
 #include <array>
-#include <optional>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 extern char** environ;
 
@@ -147,9 +146,8 @@ Result<Output> run(const std::vector<std::string>& argv,
 namespace {
 
 // The caller's environment with `overrides` replacing or adding variables.
-std::vector<std::string>
-merged_environment(const std::vector<std::pair<std::string, std::string>>&
-                       overrides) {
+std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
   std::vector<std::string> result;
   for (char** variable = environ; *variable != nullptr; ++variable) {
     std::string_view text(*variable);
@@ -312,7 +310,8 @@ Result<LoggedOutcome> run_logged(const LoggedCommand& command) {
       ::posix_spawnp(&pid, program.c_str(), actions.get(), attributes.get(),
                      raw_argv.data(), raw_environment.data());
   if (spawn_error != 0) {
-    Error error = errno_error(spawn_error, fmt::format("cannot run {}", program));
+    Error error =
+        errno_error(spawn_error, fmt::format("cannot run {}", program));
     if (spawn_error == ENOENT || spawn_error == EACCES) {
       error.status = Status::not_found;
     }

@@ -14,6 +14,7 @@ still read as valid while the scheme fails cleanly.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,8 +152,14 @@ def check_cli(work, destdir, dirs, plugin):
                f"plugin {name} loaded from {row['file']}, expected "
                f"{plugin_dir}/{file_name}")
         expect(row["abi_major"] == 1, f"plugin {name}: {row}")
+    header_dirs = [os.path.dirname(root)
+                   for root, _, files in os.walk(destdir)
+                   if root.endswith("/ktcache") and "plugin.h" in files]
+    header_minor = installed_abi_minor(header_dirs)
     expect(rows["demo"]["version"] == "0.0.1" and
-           rows["demo"]["abi_minor"] == 1, f"demo row: {rows['demo']}")
+           rows["demo"]["abi_minor"] == header_minor,
+           f"demo row: {rows['demo']} (the installed plugin.h has ABI minor "
+           f"{header_minor})")
 
     described = json.loads(ktcache("source", "describe", SPEC,
                                    "--json").stdout)
@@ -220,6 +227,20 @@ def check_cli(work, destdir, dirs, plugin):
            "no plugin" in lines[0] and "'demo'" in lines[0],
            f"expected one error line naming no plugin for scheme 'demo', "
            f"got {gone.stderr!r}")
+
+
+def installed_abi_minor(includes):
+    """KTC_PLUGIN_ABI_MINOR of the installed header the demo compiles
+    against: the minor the demo plugin must report."""
+    for path in includes:
+        header = os.path.join(path, "ktcache", "plugin.h")
+        if os.path.isfile(header):
+            with open(header, encoding="utf-8") as text:
+                found = re.search(r"^#define KTC_PLUGIN_ABI_MINOR (\d+)$",
+                                  text.read(), re.MULTILINE)
+            expect(found is not None, f"{header}: no KTC_PLUGIN_ABI_MINOR")
+            return int(found.group(1))
+    raise Failure(f"no ktcache/plugin.h under {includes}")
 
 
 def main():

@@ -63,23 +63,22 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options) {
       ->type_name("X=Y");
   command
       ->add_option_function<std::string>(
-          "--arch", [&options](const std::string& value) { options.arch = value; },
+          "--arch",
+          [&options](const std::string& value) { options.arch = value; },
           "x86_64 or aarch64 (default: the host's)")
       ->type_name("ARCH");
   command->add_option("-j,--jobs", options.jobs,
                       "make -j (default: the CPUs this process may use)");
-  auto* strip =
-      command
-          ->add_option_function<std::string>(
-              "--strip",
-              [&options](const std::string& value) {
-                options.strip_policy = value;
-              },
-              "The vmlinux's strip policy (default: btf)")
-          ->type_name("POLICY");
+  auto* strip = command
+                    ->add_option_function<std::string>(
+                        "--strip",
+                        [&options](const std::string& value) {
+                          options.strip_policy = value;
+                        },
+                        "The vmlinux's strip policy (default: btf)")
+                    ->type_name("POLICY");
   command
-      ->add_flag("--no-strip", options.no_strip,
-                 "Store the vmlinux as built")
+      ->add_flag("--no-strip", options.no_strip, "Store the vmlinux as built")
       ->excludes(strip);
   command->add_flag("--force", options.force,
                     "Build and replace the entry even when it is cached");
@@ -191,7 +190,8 @@ int run_build(ktc_cache* cache, const BuildOptions& options) {
   check(status);
   EntryPtr entry(raw_entry);
   LibraryString report_text(raw_report);
-  boost::json::object report = boost::json::parse(report_text.get()).as_object();
+  boost::json::object report =
+      boost::json::parse(report_text.get()).as_object();
   std::string outcome(report.at("outcome").as_string());
   if (options.json) {
     boost::json::object result;

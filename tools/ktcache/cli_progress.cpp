@@ -14,7 +14,9 @@ namespace {
 
 volatile sig_atomic_t g_signal = 0;
 
-void note_signal(int number) { g_signal = number; }
+void note_signal(int number) {
+  g_signal = number;
+}
 
 constexpr auto k_plain_interval = std::chrono::seconds(5);
 constexpr auto k_bar_interval = std::chrono::milliseconds(100);
@@ -46,7 +48,9 @@ std::string describe(std::string_view stage, uint64_t done, uint64_t total) {
 ProgressView::ProgressView(bool quiet)
     : m_quiet(quiet), m_terminal(::isatty(STDERR_FILENO) == 1) {}
 
-ProgressView::~ProgressView() { finish(); }
+ProgressView::~ProgressView() {
+  finish();
+}
 
 ktc_hooks ProgressView::hooks() {
   ktc_hooks hooks = KTC_HOOKS_INIT;
@@ -94,8 +98,8 @@ void ProgressView::draw(const char* stage, uint64_t done, uint64_t total) {
   constexpr int k_width = 30;
   std::string bar;
   if (total != 0) {
-    auto filled = static_cast<int>(std::min<uint64_t>(done, total) * k_width /
-                                   total);
+    auto filled =
+        static_cast<int>(std::min<uint64_t>(done, total) * k_width / total);
     bar = fmt::format(" [{}{}]", std::string(filled, '#'),
                       std::string(k_width - filled, '.'));
   }
@@ -123,6 +127,8 @@ CancelOnSignals::~CancelOnSignals() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
-int CancelOnSignals::cancelled(void*) { return g_signal != 0 ? 1 : 0; }
+int CancelOnSignals::cancelled(void*) {
+  return g_signal != 0 ? 1 : 0;
+}
 
 } // namespace ktc::cli

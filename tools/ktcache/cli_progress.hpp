@@ -29,10 +29,8 @@ public:
   void finish();
 
 private:
-  static void on_progress(void* self,
-                          const char* stage,
-                          uint64_t done,
-                          uint64_t total);
+  static void
+  on_progress(void* self, const char* stage, uint64_t done, uint64_t total);
   void draw(const char* stage, uint64_t done, uint64_t total);
 
   bool m_quiet;

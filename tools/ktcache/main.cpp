@@ -323,8 +323,9 @@ void add_source(CLI::App& app, Commands& commands) {
   auto* fetch = command->add_subcommand(
       "fetch", "Put a source spec's kernel tree into a directory");
   fetch->add_option("SPEC", fetch_options.spec, "<scheme>:<rest>")->required();
-  fetch->add_option("DIR", fetch_options.directory,
-                    "An empty or missing directory")
+  fetch
+      ->add_option("DIR", fetch_options.directory,
+                   "An empty or missing directory")
       ->required();
   add_json_flag(fetch, fetch_options.json);
   fetch->footer(
