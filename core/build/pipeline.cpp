@@ -268,6 +268,19 @@ boost::json::object build_inputs(const plugin::SourceDescription& description,
   return inputs;
 }
 
+// The key's hash of the inputs. Where a source came from (a URL, a tree's
+// path, a tarball's file name) is recorded but not hashed: the same
+// commit or the same tarball bytes fetched from a mirror, or the same
+// commit checked out twice, is the same kernel.
+std::string inputs_hash(const boost::json::object& inputs) {
+  boost::json::object hashed = inputs;
+  auto& source = hashed["source"].as_object();
+  for (std::string_view location : {"url", "tree", "digest_name"}) {
+    source.erase(location);
+  }
+  return sha256_hex(boost::json::serialize(hashed)).substr(0, 8);
+}
+
 // The hash of the requested kconfig lines alone: what kconfig status
 // compares (ktcache's kconfig_hash).
 std::string fragment_hash(const Fragments& fragments) {
@@ -911,8 +924,7 @@ Result<BuildReport> ensure(cache::Cache& cache,
   bool dirty = identity_value(description, "dirty") == "true";
   report.inputs =
       build_inputs(description, arch, base, fragments, toolchain, request);
-  std::string input_hash =
-      sha256_hex(boost::json::serialize(report.inputs)).substr(0, 8);
+  std::string input_hash = inputs_hash(report.inputs);
   std::vector<std::string_view> parts(description.key_parts.begin(),
                                       description.key_parts.end());
   parts.push_back(arch.name);

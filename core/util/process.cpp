@@ -51,6 +51,25 @@ private:
   bool m_ok = false;
 };
 
+// Owns posix_spawnattr_t.
+class SpawnAttributes {
+public:
+  SpawnAttributes() { m_ok = ::posix_spawnattr_init(&m_attributes) == 0; }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+  ~SpawnAttributes() {
+    if (m_ok) {
+      ::posix_spawnattr_destroy(&m_attributes);
+    }
+  }
+  bool ok() const { return m_ok; }
+  posix_spawnattr_t* get() { return &m_attributes; }
+
+private:
+  posix_spawnattr_t m_attributes;
+  bool m_ok = false;
+};
+
 } // namespace
 
 Result<Output> run(const std::vector<std::string>& argv,
@@ -86,9 +105,17 @@ Result<Output> run(const std::vector<std::string>& argv,
   }
   raw_argv.push_back(nullptr);
 
+  // A session of its own has no controlling terminal: a tool that would
+  // prompt (git asking for a password) fails instead of hanging.
+  SpawnAttributes attributes;
+  if (!attributes.ok() ||
+      ::posix_spawnattr_setflags(attributes.get(), POSIX_SPAWN_SETSID) != 0) {
+    return make_error(Status::no_memory, "{}: cannot prepare to run it",
+                      argv[0]);
+  }
   pid_t pid = -1;
   int spawn_error = ::posix_spawnp(&pid, argv[0].c_str(), actions.get(),
-                                   nullptr, raw_argv.data(), environ);
+                                   attributes.get(), raw_argv.data(), environ);
   if (spawn_error != 0) {
     Error error =
         errno_error(spawn_error, fmt::format("cannot run {}", argv[0]));
@@ -168,25 +195,6 @@ std::vector<std::string> merged_environment(
   }
   return result;
 }
-
-// Owns posix_spawnattr_t.
-class SpawnAttributes {
-public:
-  SpawnAttributes() { m_ok = ::posix_spawnattr_init(&m_attributes) == 0; }
-  SpawnAttributes(const SpawnAttributes&) = delete;
-  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
-  ~SpawnAttributes() {
-    if (m_ok) {
-      ::posix_spawnattr_destroy(&m_attributes);
-    }
-  }
-  bool ok() const { return m_ok; }
-  posix_spawnattr_t* get() { return &m_attributes; }
-
-private:
-  posix_spawnattr_t m_attributes;
-  bool m_ok = false;
-};
 
 void write_all(int fd, const char* data, size_t size) {
   while (size > 0) {

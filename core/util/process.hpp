@@ -20,7 +20,8 @@ struct Output {
 };
 
 // Runs argv[0] (searched in PATH) without a shell, in `cwd` when it is not
-// empty, with stdin from /dev/null, and collects what it prints: at most
+// empty, with stdin from /dev/null, in a session of its own (no
+// controlling terminal, so nothing can prompt), and collects what it prints: at most
 // `max_output` bytes of each stream (the rest is read and dropped, so the
 // child never blocks). Fails with not_found when argv[0] cannot be run.
 Result<Output> run(const std::vector<std::string>& argv,

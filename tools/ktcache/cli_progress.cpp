@@ -23,8 +23,7 @@ constexpr auto k_bar_interval = std::chrono::milliseconds(100);
 
 // Downloads report bytes; everything else reports percent or counts.
 bool counts_bytes(std::string_view stage) {
-  return stage == "download" || stage == "extract" || stage == "acquire" ||
-         stage == "fetch";
+  return stage == "download" || stage == "extract";
 }
 
 std::string amount(std::string_view stage, uint64_t value) {

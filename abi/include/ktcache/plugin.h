@@ -180,7 +180,8 @@ typedef struct ktc_host_services {
   /** The SHA-256 of a file as 64 lower-case hex digits and a NUL. */
   int (*sha256_file)(ktc_plugin_call* call, const char* path, char hex[65]);
   /** Runs argv[0] (searched in PATH) with `cwd` (NULL: unchanged), no
-   * shell, stdin from /dev/null. Its stdout (at most 1 MiB) is returned in
+   * shell, stdin from /dev/null, in a session of its own (no controlling
+   * terminal: a tool that would prompt fails instead). Its stdout (at most 1 MiB) is returned in
    * *output (free with free_buffer(); NUL-terminated), its stderr goes to
    * the log at debug level. *exit_status is its exit code, or 128+signal.
    * @return KTC_PLUGIN_OK when it ran (whatever its status), _E_NOTFOUND
@@ -222,8 +223,8 @@ typedef struct ktc_host_services {
   /** The ELF strip engine; NULL in ABI minor 0, non-NULL from minor 1. */
   const ktc_strip_engine* strip_engine;
 
-  /** Source acquire and recheck: the value resolve() recorded with
-   * set_identity() for this spec under `name` ("version", "commit",
+  /** Source describe, acquire and recheck: the value resolve() recorded
+   * with set_identity() for this spec under `name` ("version", "commit",
    * "digest", or a plugin's own), so that acquire need not resolve again.
    * Borrowed until the operation returns; NULL when it was not recorded
    * or is null. Absent (struct_size too small) in hosts of ABI minor 1.
