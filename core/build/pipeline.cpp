@@ -893,7 +893,11 @@ Result<BuildReport> ensure(cache::Cache& cache,
   KTC_TRY_ASSIGN(BaseConfig base, base_config_of(request.base_config));
   KTC_TRY_ASSIGN(Fragments fragments, read_fragments(request));
   ToolchainRequest tools{request.cross_compile, request.cc, request.llvm};
-  KTC_TRY_ASSIGN(Toolchain toolchain, probe_toolchain(tools));
+  // The memo of tool versions lives in the build area; a read-only cache
+  // simply probes every time.
+  (void)fs::make_dirs(cache.root() + "/.build");
+  KTC_TRY_ASSIGN(Toolchain toolchain,
+                 probe_toolchain(tools, cache.root() + "/.build/tools.json"));
 
   auto started = Clock::now();
   if (request.hooks.progress) {

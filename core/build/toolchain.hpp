@@ -25,9 +25,13 @@ struct Toolchain {
   std::string make;
 };
 
-// Runs each tool's --version once per process and request. A missing
-// compiler or make is an error naming it (Status::not_found); a missing
-// linker or pahole is recorded as "none" (the build itself will say).
-Result<Toolchain> probe_toolchain(const ToolchainRequest& request);
+// Runs each tool's --version once per process and request, and once per
+// tool binary when `memo_file` is given: what each binary (by path, inode,
+// size and mtime) answered is kept there, so a cache hit runs none of
+// them. A missing compiler or make is an error naming it
+// (Status::not_found); a missing linker or pahole is recorded as "none"
+// (the build itself will say).
+Result<Toolchain> probe_toolchain(const ToolchainRequest& request,
+                                  const std::string& memo_file = {});
 
 } // namespace ktc::build

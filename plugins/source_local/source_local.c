@@ -550,6 +550,43 @@ static int inspect_spec(ktc_plugin_call* call,
   return KTC_PLUGIN_OK;
 }
 
+/*
+ * What resolve() recorded on this call, read back through the host's
+ * identity() service (ABI minor 2), so that describe does not run git a
+ * second time. 0 when the host is older or nothing was recorded.
+ */
+static int
+recorded_state(ktc_plugin_call* call, char** tree, tree_state* state) {
+  const char* path;
+  const char* commit;
+  const char* dirty;
+
+  if (g_host->struct_size <
+          offsetof(ktc_host_services, identity) + sizeof g_host->identity ||
+      g_host->identity == NULL) {
+    return 0;
+  }
+  path = g_host->identity(call, "tree");
+  dirty = g_host->identity(call, "dirty");
+  if (path == NULL || dirty == NULL) {
+    return 0;
+  }
+  commit = g_host->identity(call, "commit");
+  if (commit != NULL && strlen(commit) > COMMIT_MAX) {
+    return 0;
+  }
+  *tree = strdup(path);
+  if (*tree == NULL) {
+    return 0;
+  }
+  memset(state, 0, sizeof *state);
+  if (commit != NULL) {
+    memcpy(state->commit, commit, strlen(commit) + 1);
+  }
+  state->dirty = strcmp(dirty, "true") == 0;
+  return 1;
+}
+
 /* The first failing service status, or OK. */
 static int first_failure(int current, int next) {
   return current != KTC_PLUGIN_OK ? current : next;
@@ -591,9 +628,11 @@ local_describe(void* unused, ktc_plugin_call* call, const char* spec) {
   int status;
   (void)unused;
 
-  status = inspect_spec(call, spec, &tree, &state);
-  if (status != KTC_PLUGIN_OK) {
-    return status;
+  if (!recorded_state(call, &tree, &state)) {
+    status = inspect_spec(call, spec, &tree, &state);
+    if (status != KTC_PLUGIN_OK) {
+      return status;
+    }
   }
   keyed_by_commit = !state.dirty && state.commit[0] != '\0';
   if (keyed_by_commit) {
