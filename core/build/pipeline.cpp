@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -322,6 +323,31 @@ std::string join_command(const std::vector<std::string>& argv) {
   return text;
 }
 
+// Removing a built kernel tree (tens of thousands of files, a GB) can take
+// minutes on a slow disk, and nobody waits for it: the tree is renamed to
+// <build_root>/trash-<nonce> and removed by a detached `rm -rf` that holds
+// a flock on it (through flock(1)), so that the next build's sweep can tell
+// an abandoned trash directory from one being deleted. Without those tools
+// the tree is removed here.
+void discard_tree(const std::string& build_root, const std::string& tree) {
+  std::string trash = fmt::format("{}/trash-{}", build_root, random_nonce());
+  if (::rename(tree.c_str(), trash.c_str()) == 0) {
+    auto spawned = process::spawn_detached(
+        {"flock", "-x", trash, "rm", "-rf", "--one-file-system", "--", trash});
+    if (spawned) {
+      return;
+    }
+    KTC_LOG(debug, "Removing {} in place: {}", trash, spawned.error().message);
+  } else {
+    trash = tree;
+  }
+  auto removed = fs::remove_tree(trash);
+  if (!removed) {
+    KTC_LOG(warn, "Cannot remove the build directory {}: {}", trash,
+            removed.error().message);
+  }
+}
+
 // A build step that failed, with what a person needs to see why.
 struct StepFailure {
   std::string step;
@@ -369,11 +395,7 @@ private:
   }
   void remove_work_dir() {
     if (!m_work_dir.empty() && !m_request.keep_tree) {
-      auto removed = fs::remove_tree(m_work_dir);
-      if (!removed) {
-        KTC_LOG(warn, "Cannot remove the build directory {}: {}", m_work_dir,
-                removed.error().message);
-      }
+      discard_tree(m_cache.root() + "/.build", m_work_dir);
       m_work_dir.clear();
     }
   }
@@ -796,6 +818,15 @@ void sweep_work_dirs(const cache::Cache& cache) {
     std::string_view name = ent->d_name;
     if (name == "." || name == ".." || name == "logs" ||
         ent->d_type != DT_DIR) {
+      continue;
+    }
+    if (name.starts_with("trash-")) {
+      // Free of its deleter's lock: the deleter died (or never ran).
+      std::string path = build_root + "/" + std::string(name);
+      Fd trash(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (trash && ::flock(trash.get(), LOCK_EX | LOCK_NB) == 0) {
+        orphans.emplace_back(name);
+      }
       continue;
     }
     auto dash = name.rfind('-');

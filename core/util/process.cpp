@@ -262,6 +262,50 @@ private:
 
 } // namespace
 
+Result<void> spawn_detached(const std::vector<std::string>& argv) {
+  if (argv.empty()) {
+    return make_error(Status::invalid, "no command to run");
+  }
+  std::vector<std::string> command{"setsid", "--fork"};
+  command.insert(command.end(), argv.begin(), argv.end());
+  FileActions actions;
+  if (!actions.ok() ||
+      ::posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO,
+                                         "/dev/null", O_RDONLY, 0) != 0 ||
+      ::posix_spawn_file_actions_addopen(actions.get(), STDOUT_FILENO,
+                                         "/dev/null", O_WRONLY, 0) != 0 ||
+      ::posix_spawn_file_actions_addopen(actions.get(), STDERR_FILENO,
+                                         "/dev/null", O_WRONLY, 0) != 0) {
+    return make_error(Status::no_memory, "{}: cannot prepare to run it",
+                      argv[0]);
+  }
+  std::vector<char*> raw_argv;
+  for (const auto& argument : command) {
+    raw_argv.push_back(const_cast<char*>(argument.c_str()));
+  }
+  raw_argv.push_back(nullptr);
+  pid_t pid = -1;
+  int spawn_error = ::posix_spawnp(&pid, "setsid", actions.get(), nullptr,
+                                   raw_argv.data(), environ);
+  if (spawn_error != 0) {
+    Error error = errno_error(spawn_error, "cannot run setsid");
+    error.status = Status::not_found;
+    return error;
+  }
+  // setsid --fork exits as soon as its child runs.
+  int wait_status = 0;
+  while (::waitpid(pid, &wait_status, 0) < 0) {
+    if (errno != EINTR) {
+      return errno_error(errno, "waiting for setsid");
+    }
+  }
+  if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+    return make_error(Status::not_found, "setsid --fork {} failed to start",
+                      argv[0]);
+  }
+  return {};
+}
+
 Result<LoggedOutcome> run_logged(const LoggedCommand& command) {
   if (command.argv.empty()) {
     return make_error(Status::invalid, "no command to run");

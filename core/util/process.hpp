@@ -21,12 +21,19 @@ struct Output {
 
 // Runs argv[0] (searched in PATH) without a shell, in `cwd` when it is not
 // empty, with stdin from /dev/null, in a session of its own (no
-// controlling terminal, so nothing can prompt), and collects what it prints: at most
-// `max_output` bytes of each stream (the rest is read and dropped, so the
+// controlling terminal, so nothing can prompt), and collects what it prints: at
+// most `max_output` bytes of each stream (the rest is read and dropped, so the
 // child never blocks). Fails with not_found when argv[0] cannot be run.
 Result<Output> run(const std::vector<std::string>& argv,
                    const std::string& cwd,
                    size_t max_output);
+
+// Starts argv in the background, detached for good (through setsid(1)
+// --fork: a session of its own, reparented away from this process, so it
+// never becomes this process's zombie), with stdin, stdout and stderr on
+// /dev/null. Returns once it is started. Fails with not_found when setsid
+// or argv[0] cannot be run.
+Result<void> spawn_detached(const std::vector<std::string>& argv);
 
 // A long-running command whose output is logged as it comes.
 struct LoggedCommand {

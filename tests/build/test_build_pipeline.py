@@ -241,13 +241,22 @@ def tarball_of(scratch, version="6.1.2", prefix=None, extra_kconfig="",
         tree, scratch.path(f"linux-{version}.tar.xz"), prefix=prefix)
 
 
-def work_dirs(scratch):
+def work_dirs(scratch, wait=30):
+    """The directories left under <root>/.build (the logs aside). Trees a
+    build discarded are renamed trash-* and removed in the background:
+    they are waited for, up to `wait` seconds."""
     build_root = os.path.join(scratch.cache, ".build")
-    if not os.path.isdir(build_root):
-        return []
-    return [name for name in os.listdir(build_root)
-            if os.path.isdir(os.path.join(build_root, name)) and
-            name != "logs"]
+    deadline = time.time() + wait
+    while True:
+        if not os.path.isdir(build_root):
+            return []
+        left = [name for name in os.listdir(build_root)
+                if os.path.isdir(os.path.join(build_root, name)) and
+                name != "logs"]
+        if not any(name.startswith("trash-") for name in left) or \
+                time.time() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 def case_tarball_build_then_hit(scratch):
@@ -413,6 +422,22 @@ def case_git_hit_runs_no_clone(scratch):
            "a hit by commit ran git")
 
 
+def case_abandoned_trash_is_swept(scratch):
+    tarball = tarball_of(scratch)
+    scratch.build_json("tarball:" + tarball)
+    expect(work_dirs(scratch) == [], f"left behind: {work_dirs(scratch)}")
+    # A deleter that died leaves its trash unlocked; so does a crash
+    # between a build and its cleanup (a work dir of a dead pid).
+    build_root = os.path.join(scratch.cache, ".build")
+    for name in ("trash-0123abcd", "6.1.2-tarball-x86_64-kc00000000-"
+                 "deadbeef-999999999"):
+        os.makedirs(os.path.join(build_root, name, "src", "deep"))
+        with open(os.path.join(build_root, name, "src", "deep", "f"), "w"):
+            pass
+    scratch.build_json("tarball:" + tarball, "--force")
+    expect(work_dirs(scratch) == [], f"not swept: {work_dirs(scratch)}")
+
+
 CASES = [
     case_local_build_then_hit,
     case_local_kconfig_and_pinned_environment,
@@ -426,6 +451,7 @@ CASES = [
     case_arch_aarch64,
     case_store_refuses_a_vmlinux_of_another_arch,
     case_git_hit_runs_no_clone,
+    case_abandoned_trash_is_swept,
 ]
 
 
