@@ -166,6 +166,47 @@ TEST_CASE("ktc_store follows the struct_size protocol") {
   }
 }
 
+TEST_CASE("ktc_ensure follows the struct_size protocol") {
+  TestCache cache;
+  ktc_build_options options = KTC_BUILD_OPTIONS_INIT;
+  // Accepted options go on to look for this scheme's plugin.
+  options.spec = "nosuchscheme:x";
+  ktc_entry* entry = nullptr;
+  prime_error_message();
+
+  SUBCASE("too small is invalid") {
+    options.struct_size = offsetof(ktc_build_options, hooks);
+    CHECK(ktc_ensure(&entry, cache.get(), &options, nullptr) == KTC_E_INVALID);
+    CHECK(error_message().find("ktc_build_options struct_size") !=
+          std::string::npos);
+  }
+  SUBCASE("larger with a zero tail is accepted") {
+    auto newer = newer_with_zero_tail(options);
+    CHECK(ktc_ensure(&entry, cache.get(), &newer.base, nullptr) ==
+          KTC_E_PLUGIN);
+  }
+  SUBCASE("larger with a non-zero tail is a version mismatch") {
+    auto newer = newer_with_zero_tail(options);
+    newer.extra[2] = 1;
+    CHECK(ktc_ensure(&entry, cache.get(), &newer.base, nullptr) ==
+          KTC_E_VERSION);
+  }
+  SUBCASE("hooks follow it too") {
+    ktc_hooks hooks = KTC_HOOKS_INIT;
+    options.hooks = &hooks;
+    hooks.struct_size = offsetof(ktc_hooks, cancel_userdata);
+    CHECK(ktc_ensure(&entry, cache.get(), &options, nullptr) == KTC_E_INVALID);
+    CHECK(error_message().find("ktc_hooks struct_size") != std::string::npos);
+    auto newer = newer_with_zero_tail(hooks);
+    newer.base.struct_size = sizeof(newer);
+    options.hooks = &newer.base;
+    CHECK(ktc_ensure(&entry, cache.get(), &options, nullptr) == KTC_E_PLUGIN);
+    newer.extra[0] = 7;
+    CHECK(ktc_ensure(&entry, cache.get(), &options, nullptr) == KTC_E_VERSION);
+  }
+  CHECK(entry == nullptr);
+}
+
 TEST_CASE("ktc_clean follows the struct_size protocol") {
   TestCache cache;
   cache.require_store("k");
