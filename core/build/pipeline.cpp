@@ -631,14 +631,7 @@ Builder::run(const plugin::SourceDescription& description,
   store.kconfig_hash = fragment_hash(fragments);
   boost::json::object extra;
   extra["inputs"] = m_report.inputs;
-  boost::json::object described = description.to_json();
-  boost::json::object source_plugin;
-  source_plugin["spec"] = description.spec;
-  source_plugin["name"] = description.plugin->name();
-  source_plugin["version"] = description.plugin->version();
-  source_plugin["identity"] = described["identity"];
-  source_plugin["key_parts"] = described["key_parts"];
-  extra["source_plugin"] = std::move(source_plugin);
+  extra["source_plugin"] = description.source_plugin_json();
   boost::json::array dropped;
   for (const auto& line : m_report.dropped_kconfig) {
     dropped.emplace_back(line);

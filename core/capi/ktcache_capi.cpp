@@ -371,14 +371,7 @@ Result<void> describe_into(cache::StoreRequest& request,
     }
     extra = std::move(parsed.as_object());
   }
-  boost::json::object described = description.to_json();
-  boost::json::object source_plugin;
-  source_plugin["spec"] = description.spec;
-  source_plugin["name"] = description.plugin->name();
-  source_plugin["version"] = description.plugin->version();
-  source_plugin["identity"] = described["identity"];
-  source_plugin["key_parts"] = described["key_parts"];
-  extra["source_plugin"] = std::move(source_plugin);
+  extra["source_plugin"] = description.source_plugin_json();
   request.metadata_json = boost::json::serialize(extra);
   return {};
 }

@@ -110,6 +110,17 @@ boost::json::object SourceDescription::to_json() const {
   return result;
 }
 
+boost::json::object SourceDescription::source_plugin_json() const {
+  boost::json::object described = to_json();
+  boost::json::object record;
+  record["spec"] = spec;
+  record["name"] = plugin->name();
+  record["version"] = plugin->version();
+  record["identity"] = std::move(described["identity"]);
+  record["key_parts"] = std::move(described["key_parts"]);
+  return record;
+}
+
 Result<SourceDescription> describe_source(Registry& registry,
                                           std::string_view spec) {
   KTC_TRY_ASSIGN(std::string scheme, spec_scheme(spec));

@@ -34,6 +34,9 @@ struct SourceDescription {
   std::optional<std::string> version() const;
   // {"spec", "plugin", "identity", "source", "key_parts"}.
   boost::json::object to_json() const;
+  // What an entry's metadata records as `source_plugin`: {"spec", "name",
+  // "version", "identity", "key_parts"}.
+  boost::json::object source_plugin_json() const;
 };
 
 // Resolves then describes `spec` through the plugin of its scheme.

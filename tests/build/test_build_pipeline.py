@@ -90,6 +90,21 @@ class Scratch:
                                       git=True, **kwargs)
 
 
+def run_together(scratch, count, *args):
+    """Starts `count` identical `ktcache build` processes at once and
+    returns [(exit status, stdout, stderr)] once all have ended."""
+    argv = [CLI, "--cache-dir", scratch.cache, "--plugin-dir", PLUGINS,
+            "build", *args]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=scratch.env()) for _ in range(count)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        results.append((proc.returncode, out, err))
+    return results
+
+
 def git(*args, cwd=None):
     env = dict(os.environ)
     env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
@@ -213,13 +228,8 @@ def case_dirty_and_non_git_trees(scratch):
 
 def case_concurrent_local_builds(scratch):
     tree = scratch.git_tree()
-    procs = [subprocess.Popen(
-        [CLI, "--cache-dir", scratch.cache, "--plugin-dir", PLUGINS, "build",
-         "local:" + tree, "--kconfig-set", "FAKE_SLEEP=1", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=scratch.env()) for _ in range(4)]
-    results = [(proc.wait(timeout=300), proc.stdout.read(),
-                proc.stderr.read()) for proc in procs]
+    results = run_together(scratch, 4, "local:" + tree, "--kconfig-set",
+                           "FAKE_SLEEP=1", "--json")
     for status, out, err in results:
         expect(status == 0, f"exit {status}: {err}")
     paths = {json.loads(out)["path"] for _, out, _ in results}
@@ -282,13 +292,8 @@ def case_tarball_build_then_hit(scratch):
 
 def case_eight_concurrent_builds_one_build(scratch):
     tarball = tarball_of(scratch, defconfig_lines=["CONFIG_FAKE_SLEEP=2"])
-    procs = [subprocess.Popen(
-        [CLI, "--cache-dir", scratch.cache, "--plugin-dir", PLUGINS, "build",
-         "tarball:" + tarball, "--json", "-j", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=scratch.env()) for _ in range(8)]
-    results = [(proc.wait(timeout=600), proc.stdout.read(),
-                proc.stderr.read()) for proc in procs]
+    results = run_together(scratch, 8, "tarball:" + tarball, "--json", "-j",
+                           "1")
     for status, out, err in results:
         expect(status == 0, f"exit {status}: {err}")
     outcomes = sorted(json.loads(out)["outcome"] for _, out, _ in results)
@@ -302,13 +307,8 @@ def case_eight_concurrent_builds_one_build(scratch):
 def case_failure_seen_by_every_waiter(scratch):
     tarball = tarball_of(scratch, defconfig_lines=["CONFIG_FAKE_SLEEP=2",
                                                    "CONFIG_FAKE_FAIL=y"])
-    procs = [subprocess.Popen(
-        [CLI, "--cache-dir", scratch.cache, "--plugin-dir", PLUGINS, "build",
-         "tarball:" + tarball, "-j", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=scratch.env()) for _ in range(4)]
-    results = [(proc.wait(timeout=600), proc.stderr.read())
-               for proc in procs]
+    results = [(status, err) for status, _, err in
+               run_together(scratch, 4, "tarball:" + tarball, "-j", "1")]
     for status, err in results:
         expect(status == 8, f"exit {status}: {err}")
     expect(scratch.builds() == 1, f"{scratch.builds()} builds ran")

@@ -275,7 +275,7 @@ const Row& row_named(const std::vector<Row>& rows, const std::string& name) {
 TEST_CASE("the shipped plugins load from the build tree") {
   ShippedCache cache;
   std::vector<Row> rows = list_plugins(cache.get(), KTC_PLUGINS_ALL);
-  REQUIRE(rows.size() == 4);
+  REQUIRE(rows.size() == 6);
   std::string dir = fs::canonical(plugin_dir()).string();
 
   const Row& local = row_named(rows, "local");
@@ -295,6 +295,14 @@ TEST_CASE("the shipped plugins load from the build tree") {
   CHECK(none.abi_minor == KTC_PLUGIN_ABI_MINOR);
   CHECK(none.file == dir + "/strip_none.so");
   CHECK(none.description == "keeps the vmlinux whole (DWARF included)");
+
+  for (const char* name : {"git", "tarball"}) {
+    const Row& source = row_named(rows, name);
+    CHECK(source.state == KTC_PLUGIN_LOADED);
+    CHECK(source.kind == "source");
+    CHECK(source.abi_minor == KTC_PLUGIN_ABI_MINOR);
+    CHECK(source.file == dir + "/source_" + name + ".so");
+  }
 
   for (const char* name : {"btf", "debug"}) {
     const Row& policy = row_named(rows, name);
