@@ -209,8 +209,11 @@ class Fixture:
             out.write(WRAPPER.replace("@REAL_GIT@", self.real_git))
         os.chmod(wrapper, 0o755)
 
+        # LD_PRELOAD (a sanitizer runtime, see tests/meson.build) is for
+        # this interpreter's ctypes load only, not for git or the CLI.
         env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("GIT_", "KTC_GIT_", "KTCACHE_"))}
+               if not key.startswith(("GIT_", "KTC_GIT_", "KTCACHE_"))
+               and key != "LD_PRELOAD"}
         env.update({
             "HOME": home,
             "XDG_CONFIG_HOME": os.path.join(home, ".config"),
