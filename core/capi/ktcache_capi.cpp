@@ -9,6 +9,7 @@
 #include "cache/metadata.hpp"
 #include "cache/root.hpp"
 #include "capi/capi_guard.hpp"
+#include "capi/capi_handles.hpp"
 #include "elf/elf_file.hpp"
 #include "elf/ikconfig.hpp"
 #include "plugin/host.hpp"
@@ -85,52 +86,6 @@ namespace {
 // Lists at least this long are built and freed on two threads.
 constexpr size_t k_parallel_threshold = 256;
 } // namespace
-
-// The handles behind the opaque types of ktcache.h.
-struct ktc_cache {
-  ktc::cache::Cache cache;
-  ktc::plugin::Registry plugins;
-};
-
-struct ktc_entry {
-  ktc_entry() = default;
-  explicit ktc_entry(ktc::cache::Entry from);
-
-  // Drops what the entry owns, leaving a shell that is cheap to destroy.
-  void release_resources() {
-    entry = ktc::cache::Entry{};
-    std::string().swap(metadata_json);
-    std::string().swap(image_path);
-    std::string().swap(vmlinux_path);
-    std::string().swap(config_path);
-  }
-
-  ktc::cache::Entry entry;
-  // The strings ktc_entry_info borrows, computed once so that get_info
-  // never allocates. Empty means NULL.
-  std::string metadata_json;
-  std::string image_path;
-  std::string vmlinux_path;
-  std::string config_path;
-  // A static string (to_string of the kind), or NULL.
-  const char* error_kind = nullptr;
-};
-
-struct ktc_list {
-  std::vector<ktc_entry> entries;
-};
-
-struct ktc_clean_report {
-  std::vector<ktc::cache::CleanItem> items;
-};
-
-struct ktc_lock_list {
-  std::vector<ktc::cache::LockFileInfo> locks;
-};
-
-struct ktc_plugin_list {
-  std::vector<ktc::plugin::Record> records;
-};
 
 ktc_entry::ktc_entry(ktc::cache::Entry from) : entry(std::move(from)) {
   if (entry.valid()) {
@@ -215,8 +170,6 @@ int report_exception(const char* function, const char* what) noexcept {
   return KTC_E_INTERNAL;
 }
 
-namespace {
-
 // A copy the caller frees with ktc_free().
 char* malloc_string(std::string_view text) {
   auto* copy = static_cast<char*>(std::malloc(text.size() + 1));
@@ -226,10 +179,6 @@ char* malloc_string(std::string_view text) {
   std::memcpy(copy, text.data(), text.size());
   copy[text.size()] = '\0';
   return copy;
-}
-
-const char* c_str_or_null(const std::string& text) {
-  return text.empty() ? nullptr : text.c_str();
 }
 
 Result<void>
@@ -257,6 +206,52 @@ Result<std::string> optional_text(const char* text, std::string_view field) {
 
 std::optional<std::string> optional_value(const char* text) {
   return text != nullptr ? std::optional<std::string>(text) : std::nullopt;
+}
+
+Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks) {
+  plugin::CallHooks result;
+  if (hooks == nullptr) {
+    return result;
+  }
+  KTC_TRY_ASSIGN(ktc_hooks copy,
+                 read_options(*hooks,
+                              KTC_FIRST_SIZE(ktc_hooks, cancel_userdata),
+                              "ktc_hooks"));
+  if (copy.progress != nullptr) {
+    result.progress = [copy](std::string_view stage, uint64_t done,
+                             uint64_t total) {
+      std::string text(stage);
+      copy.progress(copy.progress_userdata, text.c_str(), done, total);
+    };
+  }
+  if (copy.cancelled != nullptr) {
+    result.cancelled = [copy] {
+      return copy.cancelled(copy.cancel_userdata) != 0;
+    };
+  }
+  return result;
+}
+
+Result<std::vector<std::string>>
+string_array(const char* const* items, size_t count, std::string_view what) {
+  std::vector<std::string> result;
+  if (count != 0 && items == nullptr) {
+    return make_error(Status::invalid, "{} is NULL with a count of {}", what,
+                      count);
+  }
+  for (size_t index = 0; index < count; ++index) {
+    if (items[index] == nullptr) {
+      return make_error(Status::invalid, "{}[{}] is NULL", what, index);
+    }
+    result.emplace_back(items[index]);
+  }
+  return result;
+}
+
+namespace {
+
+const char* c_str_or_null(const std::string& text) {
+  return text.empty() ? nullptr : text.c_str();
 }
 
 int32_t clean_action_code(cache::CleanAction action) {
@@ -1103,30 +1098,6 @@ int ktc_source_describe(char** out, ktc_cache* cache, const char* spec) {
 namespace ktc::capi {
 namespace {
 
-Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks) {
-  plugin::CallHooks result;
-  if (hooks == nullptr) {
-    return result;
-  }
-  KTC_TRY_ASSIGN(ktc_hooks copy,
-                 read_options(*hooks,
-                              KTC_FIRST_SIZE(ktc_hooks, cancel_userdata),
-                              "ktc_hooks"));
-  if (copy.progress != nullptr) {
-    result.progress = [copy](std::string_view stage, uint64_t done,
-                             uint64_t total) {
-      std::string text(stage);
-      copy.progress(copy.progress_userdata, text.c_str(), done, total);
-    };
-  }
-  if (copy.cancelled != nullptr) {
-    result.cancelled = [copy] {
-      return copy.cancelled(copy.cancel_userdata) != 0;
-    };
-  }
-  return result;
-}
-
 // An empty directory for a fetch: created when missing (true), or checked
 // to be empty.
 Result<bool> prepare_fetch_dir(const std::string& path) {
@@ -1196,22 +1167,6 @@ int ktc_source_fetch(char** out,
 
 namespace ktc::capi {
 namespace {
-
-Result<std::vector<std::string>>
-string_array(const char* const* items, size_t count, std::string_view what) {
-  std::vector<std::string> result;
-  if (count != 0 && items == nullptr) {
-    return make_error(Status::invalid, "{} is NULL with a count of {}", what,
-                      count);
-  }
-  for (size_t index = 0; index < count; ++index) {
-    if (items[index] == nullptr) {
-      return make_error(Status::invalid, "{}[{}] is NULL", what, index);
-    }
-    result.emplace_back(items[index]);
-  }
-  return result;
-}
 
 Result<build::BuildRequest> build_request(const ktc_build_options& options) {
   KTC_TRY(check_flags(options.flags,
