@@ -448,6 +448,23 @@ extern "C" int service_set_tree(ktc_plugin_call* call, const char* path) {
   });
 }
 
+extern "C" int service_offline(ktc_plugin_call* call) {
+  return call != nullptr && call->offline ? 1 : 0;
+}
+
+extern "C" int service_add_release(ktc_plugin_call* call,
+                                   const char* moniker,
+                                   const char* version) {
+  return service_guard(call, [&]() -> int {
+    if (call == nullptr || moniker == nullptr || version == nullptr ||
+        *moniker == '\0' || *version == '\0') {
+      return invalid_argument(call, "add_release: an empty moniker or version");
+    }
+    call->releases.emplace_back(moniker, version);
+    return KTC_PLUGIN_OK;
+  });
+}
+
 const ktc_host_services k_services = {
     sizeof(ktc_host_services), KTC_PLUGIN_ABI_MAJOR,
     KTC_PLUGIN_ABI_MINOR,      0,
@@ -460,7 +477,8 @@ const ktc_host_services k_services = {
     service_payload_bool,      service_payload_int,
     service_add_key_part,      service_add_expansion,
     service_set_tree,          &k_strip_engine,
-    service_identity,
+    service_identity,          service_offline,
+    service_add_release,
 };
 
 // --- loading ------------------------------------------------------------

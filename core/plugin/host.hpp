@@ -125,7 +125,12 @@ public:
   // Loads every plugin file of every directory.
   std::vector<Record> discover();
 
+  // Whether plugin operations started for this handle run offline.
+  bool offline() const { return m_offline; }
+  void set_offline(bool offline) { m_offline = offline; }
+
 private:
+  bool m_offline = false;
   std::vector<std::string> m_api_dirs;
   std::map<std::pair<Kind, std::string>, PluginRef, std::less<>> m_found;
 };
@@ -144,7 +149,11 @@ struct ktc_plugin_call {
   boost::json::object payload;
   std::vector<std::string> key_parts;
   std::vector<std::string> expansions;
+  // add_release(): (moniker, version), newest first.
+  std::vector<std::pair<std::string, std::string>> releases;
   std::optional<std::string> tree;
+  // What the offline() service answers; set by the operation's caller.
+  bool offline = false;
   // Set by the operation's caller; either may be empty.
   std::function<bool()> cancelled;
   std::function<void(std::string_view stage, uint64_t done, uint64_t total)>

@@ -1026,6 +1026,7 @@ static const ktc_source_ops g_source_ops = {
     git_acquire,
     NULL, /* recheck: a fetched commit does not change */
     NULL, /* expand: a spec names one commit */
+    NULL, /* releases: kernel.org lists tarballs, not commits */
 };
 
 static const ktc_plugin_info g_info = {

@@ -746,6 +746,7 @@ static const ktc_source_ops g_source_ops = {
     local_acquire,
     local_recheck,
     NULL, /* expand: a local tree is always concrete */
+    NULL, /* releases: no upstream release list */
 };
 
 static const ktc_plugin_info g_info = {

@@ -20,6 +20,16 @@ const char* Call::identity(const char* name) const {
   return g_host->identity(m_call, name);
 }
 
+bool Call::offline() const {
+  if (g_host->struct_size <
+          offsetof(ktc_host_services, offline) + sizeof g_host->offline ||
+      g_host->offline == nullptr) {
+    const char* value = std::getenv("KTCACHE_OFFLINE");
+    return value != nullptr && std::string_view(value) == "1";
+  }
+  return g_host->offline(m_call) != 0;
+}
+
 std::string env_or(const char* name, std::string_view fallback) {
   const char* value = std::getenv(name);
   if (value == nullptr || *value == '\0') {

@@ -72,6 +72,9 @@ public:
   // What resolve() recorded under `name`, or nullptr when it did not or the
   // host is too old to say (ABI minor 1 has no identity()).
   const char* identity(const char* name) const;
+  // Whether the host is offline (its offline() service; KTCACHE_OFFLINE=1
+  // for hosts older than ABI minor 3).
+  bool offline() const;
 
 private:
   ktc_plugin_call* m_call;

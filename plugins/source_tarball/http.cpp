@@ -173,10 +173,21 @@ bool is_html(std::string_view type) {
   return lower.find("text/html") != std::string::npos;
 }
 
+void require_online(const Call& call,
+                    std::string_view what,
+                    const std::string& url) {
+  if (call.offline() && !url.starts_with("file://")) {
+    fail(KTC_PLUGIN_E_NETWORK,
+         std::string(what) + " " + url +
+             ": not fetched, ktcache is offline (KTCACHE_OFFLINE=1)");
+  }
+}
+
 Response get(const Call& call,
              const std::string& url,
              size_t limit,
              std::string_view what) {
+  require_online(call, what, url);
   char error_buffer[CURL_ERROR_SIZE];
   Easy easy = new_easy(url, error_buffer);
   Response response;
@@ -222,6 +233,9 @@ Response get(const Call& call,
 
 std::vector<bool> head_all(const Call& call,
                            const std::vector<std::string>& urls) {
+  for (const auto& url : urls) {
+    require_online(call, "probe", url);
+  }
   Multi multi(curl_multi_init());
   if (!multi) {
     fail(KTC_PLUGIN_E_NOMEM, "libcurl could not make a handle");
@@ -271,6 +285,7 @@ std::vector<bool> head_all(const Call& call,
 
 Download::Download(const Call& call, std::string url)
     : m_call(call), m_url(std::move(url)) {
+  require_online(call, "download", m_url);
   Easy easy = new_easy(m_url, m_error);
   curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, &Download::on_data);
   curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, this);

@@ -30,6 +30,12 @@ struct Response {
   bool html() const { return is_html(content_type); }
 };
 
+// Fails (KTC_PLUGIN_E_NETWORK) when the host is offline and `url` is not a
+// file:// URL. `what` names the request in the message.
+void require_online(const Call& call,
+                    std::string_view what,
+                    const std::string& url);
+
 // GETs `url` into memory, at most `limit` bytes (more is a failure).
 // `what` names the request in messages ("releases", "sha256sums.asc").
 Response get(const Call& call,

@@ -112,6 +112,19 @@ std::vector<Release> parse_releases(const std::string& url,
   return releases;
 }
 
+std::vector<Release> fetch_releases(const Call& call, const std::string& url) {
+  http::Response response =
+      http::get(call, url, k_releases_max_bytes, "releases");
+  if (!response.ok()) {
+    fail(KTC_PLUGIN_E_NETWORK,
+         "releases " + url + ": HTTP " + std::to_string(response.status));
+  }
+  std::vector<Release> parsed = parse_releases(url, response.body, call);
+  std::lock_guard lock(g_releases_mutex);
+  g_releases[url] = parsed;
+  return parsed;
+}
+
 std::vector<Release> releases(const Call& call) {
   std::string url = releases_url();
   {
@@ -121,16 +134,7 @@ std::vector<Release> releases(const Call& call) {
       return found->second;
     }
   }
-  http::Response response =
-      http::get(call, url, k_releases_max_bytes, "releases");
-  if (!response.ok()) {
-    fail(KTC_PLUGIN_E_NETWORK,
-         "releases " + url + ": HTTP " + std::to_string(response.status));
-  }
-  std::vector<Release> parsed = parse_releases(url, response.body, call);
-  std::lock_guard lock(g_releases_mutex);
-  g_releases.emplace(url, parsed);
-  return parsed;
+  return fetch_releases(call, url);
 }
 
 // The highest release whose version is `prefix` or continues it with ".".
@@ -279,6 +283,16 @@ std::optional<std::string> newer_in_series(const Call& call,
     call.debug(std::string("no hint from releases.json: ") + failure.what());
   }
   return std::nullopt;
+}
+
+void report_releases(const Call& call) {
+  for (const auto& row : fetch_releases(call, releases_url())) {
+    int status = g_host->add_release(call.get(), row.moniker.c_str(),
+                                     row.version.c_str());
+    if (status != KTC_PLUGIN_OK) {
+      fail(status, "releases: the host refused a row");
+    }
+  }
 }
 
 void forget() {

@@ -41,6 +41,11 @@ std::string latest_of_series(const Call& call, const std::string& prefix);
 std::optional<std::string> newer_in_series(const Call& call,
                                            const std::string& version);
 
+// Fetches releases.json now (never from the memo, which it refreshes) and
+// reports each row to the host with add_release(), in the file's order
+// (newest first). Throws Failure.
+void report_releases(const Call& call);
+
 // Forgets the memoized releases.json (at unload).
 void forget();
 

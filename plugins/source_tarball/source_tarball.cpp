@@ -782,6 +782,16 @@ int tarball_acquire(void*,
   });
 }
 
+int tarball_releases(void*, ktc_plugin_call* call) {
+  return guarded(call, [&] {
+    // Only hosts of ABI minor 3 and later call this, and they have
+    // add_release().
+    Call context(call);
+    kernel_org::report_releases(context);
+    return static_cast<int>(KTC_PLUGIN_OK);
+  });
+}
+
 void tarball_unload(void*) {
   kernel_org::forget();
   {
@@ -801,6 +811,7 @@ const ktc_source_ops k_source_ops = {
     .acquire = tarball_acquire,
     .recheck = nullptr, // the tree is a private copy
     .expand = nullptr,  // releases.json lists only a series' latest
+    .releases = tarball_releases,
 };
 
 const ktc_plugin_info k_info = {

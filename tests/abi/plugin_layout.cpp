@@ -24,7 +24,7 @@ constexpr bool
                alignof(T) == 8;
 
 static_assert(pinnable<ktc_host_services>);
-static_assert(sizeof(ktc_host_services) == 168);
+static_assert(sizeof(ktc_host_services) == 184);
 static_assert(offsetof(ktc_host_services, struct_size) == 0);
 static_assert(offsetof(ktc_host_services, abi_major) == 4);
 static_assert(offsetof(ktc_host_services, abi_minor) == 8);
@@ -48,9 +48,11 @@ static_assert(offsetof(ktc_host_services, add_expansion) == 136);
 static_assert(offsetof(ktc_host_services, set_tree) == 144);
 static_assert(offsetof(ktc_host_services, strip_engine) == 152);
 static_assert(offsetof(ktc_host_services, identity) == 160);
+static_assert(offsetof(ktc_host_services, offline) == 168);
+static_assert(offsetof(ktc_host_services, add_release) == 176);
 
 static_assert(pinnable<ktc_source_ops>);
-static_assert(sizeof(ktc_source_ops) == 56);
+static_assert(sizeof(ktc_source_ops) == 64);
 static_assert(offsetof(ktc_source_ops, struct_size) == 0);
 static_assert(offsetof(ktc_source_ops, flags) == 4);
 static_assert(offsetof(ktc_source_ops, claim) == 8);
@@ -59,6 +61,7 @@ static_assert(offsetof(ktc_source_ops, describe) == 24);
 static_assert(offsetof(ktc_source_ops, acquire) == 32);
 static_assert(offsetof(ktc_source_ops, recheck) == 40);
 static_assert(offsetof(ktc_source_ops, expand) == 48);
+static_assert(offsetof(ktc_source_ops, releases) == 56);
 
 static_assert(pinnable<ktc_strip_section>);
 static_assert(sizeof(ktc_strip_section) == 48);

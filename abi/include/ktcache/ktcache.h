@@ -37,7 +37,7 @@ extern "C" {
 
 /** Compile-time version of this header. @since 1.0 */
 #define KTC_VERSION_MAJOR 1
-#define KTC_VERSION_MINOR 3
+#define KTC_VERSION_MINOR 4
 #define KTC_VERSION_PATCH 0
 
 /**
@@ -219,7 +219,12 @@ enum {
   /** Use the cache even on NFS, CIFS, Ceph, AFS, FUSE, 9p, Lustre or GPFS,
    * where flock(2) may be unreliable. Also set by KTCACHE_ALLOW_NETWORK_FS=1
    * in the environment. */
-  KTC_OPEN_ALLOW_NETWORK_FS = 1u << 0
+  KTC_OPEN_ALLOW_NETWORK_FS = 1u << 0,
+  /** Use only what is on disk: no download, no git ls-remote or fetch of a
+   * remote repository, no releases.json refresh. What needs the network
+   * fails with KTC_E_NETWORK and a message saying ktcache is offline. Also
+   * set by KTCACHE_OFFLINE=1 in the environment. @since 1.4 */
+  KTC_OPEN_OFFLINE = 1u << 1
 };
 
 /** Options for ktc_cache_open(). @since 1.0 */
@@ -1050,6 +1055,264 @@ KTC_API int ktc_kconfig_read(char** out,
  */
 KTC_API int
 ktc_kconfig_value(char** out, const char* config_text, const char* name);
+
+/* ---------------------------------------------------------------------- */
+/* Naming a kernel                                                        */
+/* ---------------------------------------------------------------------- */
+
+/** ktc_kernel_id_info.kind: the forms a kernel identifier takes, in the
+ * order they are recognised. @since 1.4 */
+enum {
+  /** "<scheme>:<rest>" of a source plugin other than git ("tarball:...",
+   * "local:...", a third party's), recognised by its scheme alone. */
+  KTC_KERNEL_ID_SPEC = 1,
+  /** "git+URL#REF" (split at the last '#') or "git:URL@REF" (split at the
+   * last '@'): a branch, tag or commit of a repository. */
+  KTC_KERNEL_ID_GIT = 2,
+  /** "A..B", both ends versions: every stable and longterm kernel.org
+   * release from A to B inclusive. */
+  KTC_KERNEL_ID_RANGE = 3,
+  /** Contains '/', or starts with '.' or '~': a source tree (directory) or
+   * a kernel image file. "~" is not expanded. */
+  KTC_KERNEL_ID_PATH = 4,
+  /** "MAJOR.MINOR.PATCH": one kernel.org release. */
+  KTC_KERNEL_ID_VERSION = 5,
+  /** "MAJOR.MINOR": the latest release of that series. */
+  KTC_KERNEL_ID_SERIES = 6,
+  /** "MAJOR.MINOR-rcN" (or "MAJOR.MINOR.PATCH-rcN"): a release candidate. */
+  KTC_KERNEL_ID_RC = 7,
+  /** Anything else that is a valid cache key. */
+  KTC_KERNEL_ID_KEY = 8
+};
+
+/** A parsed kernel identifier. @since 1.4 */
+typedef struct ktc_kernel_id ktc_kernel_id;
+
+/**
+ * A parsed identifier's parts, filled by ktc_kernel_id_get_info(). Strings
+ * are borrowed from the ktc_kernel_id; members that do not apply to the
+ * kind are NULL.
+ * @since 1.4
+ */
+typedef struct ktc_kernel_id_info {
+  uint32_t struct_size;
+  /** A KTC_KERNEL_ID_* value. */
+  int32_t kind;
+  /** The identifier as given. */
+  const char* text;
+  /** The source spec ktc_ensure() builds: "tarball:6.14.2" for a version,
+   * series or RC, "git:URL@REF" for either git form, the spec itself for
+   * SPEC. NULL for a range, a path (a directory becomes "local:<path>"
+   * when it is resolved) and a key. */
+  const char* spec;
+  /** VERSION, SERIES, RC: the version. */
+  const char* version;
+  /** RANGE: the two ends, as written. */
+  const char* range_start;
+  const char* range_end;
+  /** GIT: the repository and the ref. */
+  const char* git_url;
+  const char* git_ref;
+  /** PATH: the path as written. */
+  const char* path;
+  /** SPEC and GIT: the scheme ("tarball", "local", "git", ...). */
+  const char* scheme;
+  /** KEY: the key. */
+  const char* key;
+} ktc_kernel_id_info;
+
+/** @since 1.4 */
+#define KTC_KERNEL_ID_INFO_INIT                                                \
+  {                                                                            \
+    sizeof(ktc_kernel_id_info), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,   \
+        NULL, NULL, NULL                                                       \
+  }
+
+/**
+ * Parses a kernel identifier, as a user or a harness names a kernel:
+ * "<scheme>:<rest>" first (a plugin's scheme, recognised without loading
+ * it), then ktstr's grammar in its order: "git+URL#REF", a range "A..B", a
+ * path, a version ("6.14.2", "6.14", "6.15-rc3"; digits only, no "v"), a
+ * cache key. Pure text work: nothing is looked up or fetched.
+ * @param out receives the identifier; free with ktc_kernel_id_free().
+ * @return KTC_OK; KTC_E_INVALID with a one-line message naming the text and
+ *         the rule: an empty identifier, "git+" without "#REF" or with an
+ *         empty URL or ref, a range with an empty or non-version end or an
+ *         end before its start ("6.14..6.12"), a version-like text that is
+ *         not one ("6.x"), text that is none of the forms.
+ * @since 1.4
+ */
+KTC_API int ktc_kernel_id_parse(ktc_kernel_id** out, const char* text);
+
+/** Fills `info` from `id`, writing at most info->struct_size bytes.
+ * @return KTC_OK, KTC_E_INVALID. @since 1.4 */
+KTC_API int ktc_kernel_id_get_info(const ktc_kernel_id* id,
+                                   ktc_kernel_id_info* info);
+
+/** Frees an identifier. NULL is accepted. @since 1.4 */
+KTC_API void ktc_kernel_id_free(ktc_kernel_id* id);
+
+/** ktc_releases() and ktc_range_expand() flags. @since 1.4 */
+enum {
+  /** Fetch releases.json now, whatever the age of the copy on disk. */
+  KTC_RELEASES_REFRESH = 1u << 0,
+  /** Never fetch: answer from the copy on disk, however old. */
+  KTC_RELEASES_NO_FETCH = 1u << 1
+};
+
+/**
+ * kernel.org's list of current releases (releases.json), as ktcache keeps
+ * it: a copy in <root>/.releases.json, used while younger than its time to
+ * live (KTCACHE_RELEASES_TTL seconds, default 86400) and fetched again,
+ * through the tarball source plugin, when older or missing. When a fetch
+ * fails, an older copy is used (with a warning). Offline (KTC_OPEN_OFFLINE
+ * or KTCACHE_OFFLINE=1), or with KTC_RELEASES_NO_FETCH, only the copy on
+ * disk is used.
+ * @param out receives a JSON object {"url", "fetched_at" (seconds since
+ *        the epoch), "age_seconds", "ttl_seconds", "fresh" (bool), "from"
+ *        ("disk" or "network"), "releases": [{"moniker", "version"}],
+ *        "active_series": ["6.15", "6.12", ...]}: the series releases.json
+ *        lists, which is what is not end of life; free with ktc_free().
+ * @return KTC_OK; KTC_E_NOTFOUND: nothing on disk and fetching was not
+ *         allowed (offline, NO_FETCH); KTC_E_NETWORK: the fetch failed and
+ *         nothing is on disk; KTC_E_PLUGIN: no tarball plugin; KTC_E_IO.
+ * @since 1.4
+ */
+KTC_API int ktc_releases(char** out, ktc_cache* cache, uint32_t flags);
+
+/**
+ * The kernel.org releases a range "A..B" names: stable and longterm rows of
+ * releases.json (as ktc_releases() has it) from A to B inclusive, compared
+ * as (major, minor, patch, rc) with an RC below its release, oldest first.
+ * The ends need not be releases themselves.
+ * @param out receives {"range", "start", "end", "versions": [...]}; free
+ *        with ktc_free().
+ * @param flags KTC_RELEASES_* bits, as for ktc_releases().
+ * @return KTC_OK; KTC_E_INVALID: not a range, or an inverted one;
+ *         KTC_E_NOTFOUND: no release falls in the range; and the failures
+ *         of ktc_releases().
+ * @since 1.4
+ */
+KTC_API int ktc_range_expand(char** out,
+                             ktc_cache* cache,
+                             const char* range,
+                             uint32_t flags);
+
+/** ktc_resolve_options.flags. @since 1.4 */
+enum {
+  /** A miss is KTC_E_NOTFOUND instead of a build. */
+  KTC_RESOLVE_NO_BUILD = 1u << 0,
+  /** Implicit discovery: the newest valid entry of the arch whose kconfig
+   * is not stale, its image and vmlinux present; `id` may be NULL (any
+   * kernel) or a version or series to narrow it. Never builds. */
+  KTC_RESOLVE_NEWEST = 1u << 1,
+  /** The entry holds a shared lock until ktc_entry_free(), as a leased
+   * ktc_lookup() does. */
+  KTC_RESOLVE_LEASE = 1u << 2
+};
+
+/**
+ * What ktc_resolve() looks for. Zero-initialize (KTC_RESOLVE_OPTIONS_INIT)
+ * and set `id`. Strings are borrowed for the call.
+ * @since 1.4
+ */
+typedef struct ktc_resolve_options {
+  uint32_t struct_size;
+  /** KTC_RESOLVE_* bits. */
+  uint32_t flags;
+  /** A kernel identifier (ktc_kernel_id_parse()); NULL only with
+   * KTC_RESOLVE_NEWEST. */
+  const char* id;
+  /** KTC_RESOLVE_NEWEST: only entries of this arch; NULL: the build
+   * options' arch, else the host's. */
+  const char* arch;
+  /** KTC_RESOLVE_NEWEST: skip entries whose recorded kconfig hash differs
+   * from this one (stale); NULL: no kconfig check. */
+  const char* kconfig_hash;
+  /** How a miss is built (its `spec` is ignored: `id` names the kernel);
+   * NULL: the defaults of ktc_ensure(). */
+  const ktc_build_options* build;
+} ktc_resolve_options;
+
+/** @since 1.4 */
+#define KTC_RESOLVE_OPTIONS_INIT                                               \
+  { sizeof(ktc_resolve_options), 0, NULL, NULL, NULL, NULL }
+
+/**
+ * The cache entry a kernel identifier names. A cache key is looked up and
+ * never builds (a miss says so and suggests `ktcache list`). A version,
+ * series, RC, git source, plugin spec or source-tree directory is resolved
+ * to its key as ktc_ensure() does: a hit is returned at once, a miss is
+ * built (unless KTC_RESOLVE_NO_BUILD). A path to a file inside a cache
+ * entry names that entry. A range names several kernels and is refused.
+ * @param out receives the entry; free with ktc_entry_free().
+ * @param report receives, unless NULL, a JSON object {"id", "kind",
+ *        "key", "outcome" ("hit", "built", "waited", "built_not_stored",
+ *        "newest"), "entry_dir", "build" (ktc_ensure()'s report, or
+ *        null)}; free with ktc_free().
+ * @return KTC_OK; KTC_E_NOTFOUND: a miss with KTC_RESOLVE_NO_BUILD, a
+ *         missing key, no entry for NEWEST; KTC_E_INVALID: a malformed
+ *         identifier, a range, a file outside any entry; a build that was
+ *         not stored (a dirty tree) gives KTC_OK with *out NULL; and every
+ *         failure of ktc_ensure().
+ * @since 1.4
+ */
+KTC_API int ktc_resolve(ktc_entry** out,
+                        ktc_cache* cache,
+                        const ktc_resolve_options* options,
+                        char** report);
+
+/* ---------------------------------------------------------------------- */
+/* Cache membership and the BTF sidecar                                   */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Whether `path` lies inside a cache root: the root and the path's parent
+ * directory are both made canonical (symlinks resolved) and compared by
+ * whole components; `path` itself need not exist. `cache` NULL means the
+ * default root, resolved afresh on each call, as ktstr's
+ * path_inside_cache_root does.
+ * @return 1 inside, 0 outside or when anything cannot be resolved (no
+ *         root, a missing parent directory, a bare file name, NULL).
+ * @since 1.4
+ */
+KTC_API int ktc_path_inside_cache_root(const ktc_cache* cache,
+                                       const char* path);
+
+/** ktc_btf_read() flags. @since 1.4 */
+enum {
+  /** Neither read nor write a sidecar; extract from the vmlinux. */
+  KTC_BTF_NO_SIDECAR = 1u << 0
+};
+
+/**
+ * The .BTF section of a vmlinux file or of a cache entry's vmlinux.
+ * `file_or_key` names a file or a key as for ktc_kconfig_read().
+ *
+ * For a vmlinux inside the cache root, the bytes are kept beside it in
+ * "<vmlinux>.btf": reused while that file is not older than the vmlinux
+ * and starts with the BTF magic (0xeB9F), else extracted and written again
+ * (a temporary file, fsync, rename). A sidecar that cannot be written (a
+ * read-only cache) only logs a warning. Outside the cache nothing is ever
+ * written. ktc_verify() ignores sidecars.
+ * @param data receives the bytes; free with ktc_free().
+ * @param size receives their number.
+ * @param sidecar receives, unless NULL, the sidecar used or written (free
+ *        with ktc_free()), or NULL when there is none.
+ * @param cache needed for a key, and for the sidecar; may be NULL for a
+ *        file (then no sidecar is used).
+ * @return KTC_OK; KTC_E_NOTFOUND: no such file or entry, the entry has no
+ *         vmlinux, or the vmlinux has no .BTF (the message names
+ *         CONFIG_DEBUG_INFO_BTF); KTC_E_INVALID: not an ELF file, a bad
+ *         key; KTC_E_CORRUPT: a malformed ELF file or entry; KTC_E_IO.
+ * @since 1.4
+ */
+KTC_API int ktc_btf_read(void** data,
+                         size_t* size,
+                         char** sidecar,
+                         ktc_cache* cache,
+                         const char* file_or_key,
+                         uint32_t flags);
 
 #ifdef __cplusplus
 }

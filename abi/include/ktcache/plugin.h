@@ -56,7 +56,7 @@ extern "C" {
 
 /** The ABI version of this header. @since 1.1 */
 #define KTC_PLUGIN_ABI_MAJOR 1
-#define KTC_PLUGIN_ABI_MINOR 2
+#define KTC_PLUGIN_ABI_MINOR 3
 
 /** The entry point's name for this ABI major, as a string. @since 1.1 */
 #define KTC_PLUGIN_QUERY_SYMBOL "ktc_plugin_query_v1"
@@ -230,6 +230,20 @@ typedef struct ktc_host_services {
    * or is null. Absent (struct_size too small) in hosts of ABI minor 1.
    * @since 1.3 */
   const char* (*identity)(ktc_plugin_call* call, const char* name);
+
+  /** Non-zero when the host is offline (KTC_OPEN_OFFLINE or
+   * KTCACHE_OFFLINE=1): the plugin MUST NOT use the network, and fails
+   * what needs it with KTC_PLUGIN_E_NETWORK and a message saying so. What
+   * is on disk (a local file, a local repository) is still allowed.
+   * Absent in hosts of ABI minor 2 and older (plugins then read
+   * KTCACHE_OFFLINE themselves). @since 1.4 */
+  int (*offline)(ktc_plugin_call* call);
+  /** Source releases: append one row of the upstream's release list,
+   * newest first ("stable", "6.12.3"; "longterm", "6.6.60";
+   * "mainline", "6.15-rc3"). @since 1.4 */
+  int (*add_release)(ktc_plugin_call* call,
+                     const char* moniker,
+                     const char* version);
 } ktc_host_services;
 
 /* ---------------------------------------------------------------------- */
@@ -284,6 +298,13 @@ typedef struct ktc_source_ops {
   /** Optional. Lists the concrete specs a series or range names through
    * add_expansion(); _E_UNSUPPORTED when the spec is already concrete. */
   int (*expand)(void* state, ktc_plugin_call* call, const char* spec);
+  /** Optional. Lists the releases upstream publishes (kernel.org's
+   * releases.json: moniker and version per row) through add_release(),
+   * newest first. The host keeps the list on disk with a time to live and
+   * calls this only when its copy is missing or old, never when offline.
+   * Present when struct_size covers it (plugins of ABI minor 3 and
+   * later). @since 1.4 */
+  int (*releases)(void* state, ktc_plugin_call* call);
 } ktc_source_ops;
 
 /* ---------------------------------------------------------------------- */

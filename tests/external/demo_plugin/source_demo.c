@@ -117,7 +117,7 @@ static int demo_acquire(void* state,
 
 static const ktc_source_ops demo_ops = {
     sizeof(ktc_source_ops), 0,    NULL, demo_resolve, demo_describe,
-    demo_acquire,           NULL, NULL,
+    demo_acquire,           NULL, NULL, NULL,
 };
 
 static const ktc_plugin_info demo_info = {
