@@ -1,6 +1,7 @@
 #include "build/pipeline.hpp"
 
 #include "build/kconfig_fragment.hpp"
+#include "build/kernel_id.hpp"
 #include "build/toolchain.hpp"
 #include "cache/key.hpp"
 #include "cache/lock.hpp"
@@ -29,6 +30,7 @@
 #include <cctype>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
@@ -52,15 +54,6 @@ const std::vector<std::pair<std::string, std::string>> k_pinned_environment = {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-bool looks_like_version(std::string_view spec) {
-  if (spec.empty() || !std::isdigit(static_cast<unsigned char>(spec[0]))) {
-    return false;
-  }
-  return std::all_of(spec.begin(), spec.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
-  });
 }
 
 unsigned usable_cpus() {
@@ -896,21 +889,57 @@ boost::json::object BuildReport::to_json() const {
   return result;
 }
 
-std::string normalize_spec(std::string_view spec) {
-  if (spec.find(':') == std::string_view::npos && looks_like_version(spec)) {
-    return fmt::format("tarball:{}", spec);
+Result<std::string> source_spec_of(std::string_view text) {
+  KTC_TRY_ASSIGN(KernelId id, parse_kernel_id(text));
+  switch (id.kind) {
+  case KernelIdKind::spec:
+  case KernelIdKind::git:
+  case KernelIdKind::version:
+  case KernelIdKind::series:
+  case KernelIdKind::rc:
+    return id.spec;
+  case KernelIdKind::path: {
+    std::error_code error;
+    std::filesystem::path absolute = std::filesystem::absolute(id.path, error);
+    if (error) {
+      return make_error(Status::invalid, "{}: {}", id.path, error.message());
+    }
+    std::string tree = absolute.lexically_normal().string();
+    while (tree.size() > 1 && tree.back() == '/') {
+      tree.pop_back();
+    }
+    struct stat status {};
+    if (::stat(tree.c_str(), &status) != 0) {
+      return make_error(Status::not_found, "source tree {}: no such directory",
+                        id.path);
+    }
+    if (!S_ISDIR(status.st_mode)) {
+      return make_error(Status::invalid,
+                        "{} is a file, not a source tree: a build needs the "
+                        "kernel's source directory",
+                        id.path);
+    }
+    return "local:" + tree;
   }
-  return std::string(spec);
+  case KernelIdKind::range:
+    return make_error(Status::invalid,
+                      "range {} names several kernels; build each version "
+                      "(`ktcache build {}` does)",
+                      id.text, id.text);
+  case KernelIdKind::key:
+    return make_error(Status::invalid,
+                      "{} is a cache key, which names a built entry, not a "
+                      "source to build (look it up instead)",
+                      id.text);
+  }
+  return make_error(Status::internal, "kernel identifier {}", id.text);
 }
 
 Result<BuildReport> ensure(cache::Cache& cache,
                            plugin::Registry& registry,
                            const BuildRequest& request) {
   BuildReport report;
-  report.spec = normalize_spec(request.spec);
-  if (report.spec.empty()) {
-    return make_error(Status::invalid, "no kernel named (an empty spec)");
-  }
+  KTC_TRY_ASSIGN(report.spec, source_spec_of(request.spec));
   KTC_TRY_ASSIGN(
       elf::Arch arch,
       elf::find_arch(request.arch.empty() ? cache::host_arch() : request.arch));

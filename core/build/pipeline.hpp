@@ -18,7 +18,7 @@
 namespace ktc::build {
 
 struct BuildRequest {
-  // "<scheme>:<rest>", or a bare kernel version (a kernel.org tarball).
+  // A single-kernel identifier (source_spec_of()).
   std::string spec;
   // Empty: the host's.
   std::string arch;
@@ -60,9 +60,11 @@ struct BuildReport {
   boost::json::object to_json() const;
 };
 
-// The spec with a bare version ("6.12.3", "6.12", "6.15-rc3") named as
-// the kernel.org tarball it is ("tarball:6.12.3"); others unchanged.
-std::string normalize_spec(std::string_view spec);
+// The source spec a single-kernel identifier names (see kernel_id.hpp): a
+// version is the kernel.org tarball ("tarball:6.12.3"), git+URL#REF is
+// "git:URL@REF", a directory is "local:<absolute path>", a plugin spec is
+// itself. A range, a key or a file is Status::invalid.
+Result<std::string> source_spec_of(std::string_view text);
 
 Result<BuildReport> ensure(cache::Cache& cache,
                            plugin::Registry& registry,
