@@ -1138,8 +1138,8 @@ typedef struct ktc_kernel_id_info {
  * @return KTC_OK; KTC_E_INVALID with a one-line message naming the text and
  *         the rule: an empty identifier, "git+" without "#REF" or with an
  *         empty URL or ref, a range with an empty or non-version end or an
- *         end before its start ("6.14..6.12"), a version-like text that is
- *         not one ("6.x"), text that is none of the forms.
+ *         end before its start ("6.14..6.12"), digits and dots that are
+ *         not a version ("6.12.3.4"), text that is none of the forms.
  * @since 1.4
  */
 KTC_API int ktc_kernel_id_parse(ktc_kernel_id** out, const char* text);
