@@ -961,7 +961,9 @@ Result<BuildReport> ensure(cache::Cache& cache,
   bool in_place =
       (description.plugin->source_ops().flags & KTC_SOURCE_IN_PLACE) != 0;
   cache::FileLock source_lock;
-  if (in_place) {
+  // Without a build to make, another process's build of the tree is not
+  // worth waiting for: its entry is either there already or not.
+  if (in_place && !request.no_build) {
     // One build per tree at a time; the second builder then finds the
     // first one's entry. The state is read again once the tree is ours.
     std::string tree =
@@ -1003,6 +1005,17 @@ Result<BuildReport> ensure(cache::Cache& cache,
         entry.error().status != Status::corrupt) {
       return std::move(entry).error();
     }
+  }
+  if (request.no_build) {
+    if (!reusable) {
+      return make_error(Status::not_found,
+                        "{} is a dirty tree, whose builds are never cache "
+                        "hits (key {})",
+                        report.spec, report.key);
+    }
+    return make_error(Status::not_found,
+                      "{} is not cached (key {}); `ktcache build` builds it",
+                      report.spec, report.key);
   }
 
   KTC_TRY(fs::make_dirs(cache.root() + "/.build"));

@@ -37,6 +37,8 @@ struct BuildRequest {
   bool force = false;
   bool store_dirty = false;
   bool keep_tree = false;
+  // A miss is Status::not_found instead of a build.
+  bool no_build = false;
   std::chrono::milliseconds wait_timeout = std::chrono::hours(4);
   plugin::CallHooks hooks;
 };

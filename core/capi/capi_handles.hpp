@@ -3,6 +3,7 @@
 // The handles behind ktcache.h's opaque types, and the conversions every
 // shim file shares. Included by the core/capi/*.cpp files only.
 
+#include "build/pipeline.hpp"
 #include "cache/cache.hpp"
 #include "plugin/host.hpp"
 #include "plugin/operations.hpp"
@@ -82,5 +83,8 @@ Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks);
 // A C array of `count` strings, none NULL.
 Result<std::vector<std::string>>
 string_array(const char* const* items, size_t count, std::string_view what);
+
+// A ktc_build_options (already size-checked) as the pipeline's request.
+Result<build::BuildRequest> build_request(const ktc_build_options& options);
 
 } // namespace ktc::capi

@@ -1166,7 +1166,6 @@ int ktc_source_fetch(char** out,
 }
 
 namespace ktc::capi {
-namespace {
 
 Result<build::BuildRequest> build_request(const ktc_build_options& options) {
   KTC_TRY(check_flags(options.flags,
@@ -1216,7 +1215,6 @@ Result<build::BuildRequest> build_request(const ktc_build_options& options) {
   return request;
 }
 
-} // namespace
 } // namespace ktc::capi
 
 int ktc_ensure(ktc_entry** out,

@@ -143,4 +143,19 @@ struct BuildOptions {
 CLI::App* add_build(CLI::App& app, BuildOptions& options);
 int run_build(ktc_cache* cache, const BuildOptions& options);
 
+struct ResolveOptions {
+  std::string id;
+  bool no_build = false;
+  bool newest = false;
+  std::optional<std::string> arch;
+  std::optional<std::string> kconfig_hash;
+  std::optional<std::string> base_config;
+  std::vector<std::string> kconfig_settings;
+  uint32_t jobs = 0;
+  bool json = false;
+  bool quiet = false;
+};
+CLI::App* add_resolve(CLI::App& app, ResolveOptions& options);
+int run_resolve(ktc_cache* cache, const ResolveOptions& options);
+
 } // namespace ktc::cli

@@ -119,6 +119,7 @@ struct Commands {
   SourceDescribeOptions source_describe;
   SourceFetchOptions source_fetch;
   BuildOptions build;
+  ResolveOptions resolve;
   StripOptions strip;
   KconfigOptions kconfig;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
@@ -389,8 +390,8 @@ int parse_failure(const CLI::App& app,
   if (app.get_subcommands().empty() && !word.empty()) {
     message = fmt::format(
         "unknown command \"{}\"; the commands are list, "
-        "lookup, store, clean, verify, locks, plugins, source, strip and "
-        "kconfig",
+        "lookup, store, clean, verify, locks, plugins, source, strip, "
+        "kconfig, build and resolve",
         word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
@@ -461,6 +462,10 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_build(cache, commands.build);
       };
+  commands.runners[add_resolve(app, commands.resolve)] =
+      [&commands](ktc_cache* cache) {
+        return run_resolve(cache, commands.resolve);
+      };
 
   try {
     app.parse(argc, argv);
@@ -476,6 +481,7 @@ int main(int argc, char** argv) {
     commands.list.cache_dir = commands.global.cache_dir;
     commands.source_fetch.quiet = verbosity.quiet;
     commands.build.quiet = verbosity.quiet;
+    commands.resolve.quiet = verbosity.quiet;
     CachePtr cache = open_cache(commands.global);
     for (const auto& [command, run] : commands.runners) {
       if (command->parsed()) {
