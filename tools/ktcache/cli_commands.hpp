@@ -144,7 +144,7 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options);
 int run_build(ktc_cache* cache, const BuildOptions& options);
 
 struct ResolveOptions {
-  std::string id;
+  std::optional<std::string> id;
   bool no_build = false;
   bool newest = false;
   std::optional<std::string> arch;

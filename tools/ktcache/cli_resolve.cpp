@@ -14,10 +14,11 @@ namespace ktc::cli {
 CLI::App* add_resolve(CLI::App& app, ResolveOptions& options) {
   auto* command = app.add_subcommand(
       "resolve", "Print the entry directory a kernel identifier names");
-  command->add_option("ID", options.id,
-                      "A version (6.14.2), series (6.14), RC (6.15-rc3), "
-                      "git+URL#REF, git:URL@REF, a path, a cache key or "
-                      "<scheme>:...");
+  command->add_option_function<std::string>(
+      "ID", [&options](const std::string& value) { options.id = value; },
+      "A version (6.14.2), series (6.14), RC (6.15-rc3), "
+      "git+URL#REF, git:URL@REF, a path, a cache key or "
+      "<scheme>:...");
   command->add_flag("--no-build", options.no_build,
                     "Exit 1 on a miss instead of building");
   command->add_flag("--newest", options.newest,
@@ -70,7 +71,7 @@ CLI::App* add_resolve(CLI::App& app, ResolveOptions& options) {
 }
 
 int run_resolve(ktc_cache* cache, const ResolveOptions& options) {
-  if (!options.newest && options.id.empty()) {
+  if (!options.newest && !options.id) {
     throw CliError(k_exit_usage,
                    "resolve needs an ID (or --newest for the newest entry)");
   }
@@ -91,7 +92,7 @@ int run_resolve(ktc_cache* cache, const ResolveOptions& options) {
   build.hooks = &hooks;
 
   ktc_resolve_options resolve = KTC_RESOLVE_OPTIONS_INIT;
-  resolve.id = options.id.empty() ? nullptr : options.id.c_str();
+  resolve.id = options.id ? options.id->c_str() : nullptr;
   resolve.arch = build.arch;
   resolve.kconfig_hash =
       options.kconfig_hash ? options.kconfig_hash->c_str() : nullptr;
@@ -134,7 +135,7 @@ int run_resolve(ktc_cache* cache, const ResolveOptions& options) {
   if (!options.quiet) {
     fmt::print(stderr, "ktcache: {} {}: {}\n",
                std::string_view(report.at("outcome").as_string()),
-               options.id.empty() ? std::string("(newest)") : options.id,
+               options.id.value_or("(newest)"),
                std::string_view(report.at("key").as_string()));
   }
   fmt::print("{}\n", entry_info(entry.get()).path);
