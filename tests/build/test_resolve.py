@@ -197,7 +197,8 @@ CASES = [
 
 
 def main():
-    pipeline.CLI, pipeline.PLUGINS = sys.argv[1], sys.argv[2]
+    pipeline.CLI = os.path.abspath(sys.argv[1])
+    pipeline.PLUGINS = os.path.abspath(sys.argv[2])
     only = sys.argv[3:]
     passed = 0
     with tempfile.TemporaryDirectory(prefix="ktcache-resolve-") as root:
