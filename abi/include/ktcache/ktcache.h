@@ -886,7 +886,10 @@ typedef struct ktc_build_options {
   uint32_t flags;
   /** The kernel: "<scheme>:<rest>" ("tarball:6.12.3", "git:URL@REF",
    * "local:/src/linux", a plugin's own) or a bare version ("6.12.3",
-   * "6.12", "6.15-rc3"), which names a kernel.org tarball. Required. */
+   * "6.12", "6.15-rc3"), which names a kernel.org tarball. Required.
+   * From 1.4, any single-kernel identifier (ktc_kernel_id_parse()):
+   * "git+URL#REF" and a source-tree directory too; a range, a cache key
+   * or a file is KTC_E_INVALID. */
   const char* spec;
   /** "x86_64" or "aarch64" ("arm64" is accepted); NULL: the host's. */
   const char* arch;
