@@ -84,6 +84,14 @@ Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks);
 Result<std::vector<std::string>>
 string_array(const char* const* items, size_t count, std::string_view what);
 
+// Hands an operation's results to the caller: *out gets a new handle for
+// `entry` (NULL when there is none), and *report, unless `report` is NULL,
+// a copy of `report_json`. Allocates everything before setting anything.
+void hand_out(ktc_entry** out,
+              std::optional<cache::Entry> entry,
+              char** report,
+              std::string_view report_json);
+
 // A ktc_build_options (already size-checked) as the pipeline's request.
 Result<build::BuildRequest> build_request(const ktc_build_options& options);
 

@@ -7,8 +7,6 @@
 #include <boost/json/serialize.hpp>
 #include <ktcache/ktcache.h>
 
-#include <memory>
-
 using ktc::Result;
 using namespace ktc::capi;
 
@@ -77,15 +75,8 @@ int ktc_resolve(ktc_entry** out,
     KTC_TRY_ASSIGN(ktc::build::ResolveRequest request, resolve_request(copy));
     KTC_TRY_ASSIGN(ktc::build::ResolveReport resolved,
                    ktc::build::resolve(cache->cache, cache->plugins, request));
-    std::string report_text = boost::json::serialize(resolved.to_json());
-    std::unique_ptr<ktc_entry> entry;
-    if (resolved.entry) {
-      entry = std::make_unique<ktc_entry>(std::move(*resolved.entry));
-    }
-    if (report != nullptr) {
-      *report = malloc_string(report_text);
-    }
-    *out = entry.release();
+    hand_out(out, std::move(resolved.entry), report,
+             boost::json::serialize(resolved.to_json()));
     return {};
   });
 }

@@ -248,6 +248,20 @@ string_array(const char* const* items, size_t count, std::string_view what) {
   return result;
 }
 
+void hand_out(ktc_entry** out,
+              std::optional<cache::Entry> entry,
+              char** report,
+              std::string_view report_json) {
+  std::unique_ptr<ktc_entry> handle;
+  if (entry) {
+    handle = std::make_unique<ktc_entry>(std::move(*entry));
+  }
+  if (report != nullptr) {
+    *report = malloc_string(report_json);
+  }
+  *out = handle.release();
+}
+
 namespace {
 
 const char* c_str_or_null(const std::string& text) {
@@ -1245,15 +1259,8 @@ int ktc_ensure(ktc_entry** out,
                    ktc::capi::build_request(copy));
     KTC_TRY_ASSIGN(ktc::build::BuildReport built,
                    ktc::build::ensure(cache->cache, cache->plugins, request));
-    std::string report_text = boost::json::serialize(built.to_json());
-    std::unique_ptr<ktc_entry> entry;
-    if (built.entry) {
-      entry = std::make_unique<ktc_entry>(std::move(*built.entry));
-    }
-    if (report != nullptr) {
-      *report = malloc_string(report_text);
-    }
-    *out = entry.release();
+    hand_out(out, std::move(built.entry), report,
+             boost::json::serialize(built.to_json()));
     return {};
   });
 }

@@ -25,7 +25,6 @@ import fake_kernel  # noqa: E402
 
 CLI = None
 PLUGINS = None
-FAILURES = []
 
 
 class Failure(Exception):
@@ -462,13 +461,17 @@ CASES = [
 ]
 
 
-def main():
+def run_cases(cases, prefix):
+    """Runs each case (or those named on the command line after the two
+    paths) in its own scratch directory; returns the exit status."""
     global CLI, PLUGINS
-    CLI, PLUGINS = sys.argv[1], sys.argv[2]
+    CLI = os.path.abspath(sys.argv[1])
+    PLUGINS = os.path.abspath(sys.argv[2])
     only = sys.argv[3:]
     passed = 0
-    with tempfile.TemporaryDirectory(prefix="ktcache-build-") as root:
-        for case in CASES:
+    failed = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
+        for case in cases:
             name = case.__name__[len("case_"):]
             if only and name not in only:
                 continue
@@ -477,13 +480,17 @@ def main():
                 case(Scratch(root, name))
             except (Failure, subprocess.SubprocessError, OSError,
                     KeyError, ValueError) as error:
-                FAILURES.append(name)
+                failed.append(name)
                 print(f"FAIL {name}: {error}")
                 continue
             passed += 1
             print(f"ok   {name} ({time.time() - started:.1f} s)")
-    print(f"{passed} passed, {len(FAILURES)} failed")
-    return 1 if FAILURES else 0
+    print(f"{passed} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def main():
+    return run_cases(CASES, "ktcache-build-")
 
 
 if __name__ == "__main__":

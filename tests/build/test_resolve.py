@@ -12,15 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_build_pipeline as pipeline  # noqa: E402
-from test_build_pipeline import Failure, Scratch, expect, git  # noqa: E402
-
-FAILURES = []
+from test_build_pipeline import expect, git  # noqa: E402
 
 
 def resolve_json(scratch, *args, **kwargs):
@@ -196,29 +193,5 @@ CASES = [
 ]
 
 
-def main():
-    pipeline.CLI = os.path.abspath(sys.argv[1])
-    pipeline.PLUGINS = os.path.abspath(sys.argv[2])
-    only = sys.argv[3:]
-    passed = 0
-    with tempfile.TemporaryDirectory(prefix="ktcache-resolve-") as root:
-        for case in CASES:
-            name = case.__name__[len("case_"):]
-            if only and name not in only:
-                continue
-            started = time.time()
-            try:
-                case(Scratch(root, name))
-            except (Failure, subprocess.SubprocessError, OSError,
-                    KeyError, ValueError) as error:
-                FAILURES.append(name)
-                print(f"FAIL {name}: {error}")
-                continue
-            passed += 1
-            print(f"ok   {name} ({time.time() - started:.1f} s)")
-    print(f"{passed} passed, {len(FAILURES)} failed")
-    return 1 if FAILURES else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipeline.run_cases(CASES, "ktcache-resolve-"))
