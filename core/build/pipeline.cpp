@@ -2,6 +2,7 @@
 
 #include "build/kconfig_fragment.hpp"
 #include "build/kernel_id.hpp"
+#include "build/releases.hpp"
 #include "build/toolchain.hpp"
 #include "cache/key.hpp"
 #include "cache/lock.hpp"
@@ -935,11 +936,48 @@ Result<std::string> source_spec_of(std::string_view text) {
   return make_error(Status::internal, "kernel identifier {}", id.text);
 }
 
+namespace {
+
+// A series ("6.12") names the newest release of it that releases.json
+// lists, read through the shared copy (as ktc_releases() reads it); a
+// series the list lacks (end of life) or a list that cannot be had leaves
+// the plugin's spec ("tarball:6.12"), whose plugin probes the mirror.
+std::string series_spec(const cache::Cache& cache,
+                        plugin::Registry& registry,
+                        const KernelId& id) {
+  auto list = load_releases(cache, registry, ReleasesOptions{});
+  if (!list) {
+    KTC_LOG(info, "Series {}: releases.json cannot be had ({}); {} resolves it",
+            id.version, list.error().message, id.spec);
+    return id.spec;
+  }
+  auto newest = newest_of_series(list->releases, id.version);
+  if (!newest) {
+    KTC_LOG(info,
+            "Series {} is not in releases.json (an end-of-life series); {} "
+            "resolves it",
+            id.version, id.spec);
+    return id.spec;
+  }
+  std::string spec = "tarball:" + *newest;
+  KTC_LOG(info,
+          "Series {}: the newest release in releases.json is {}; "
+          "building {}",
+          id.version, *newest, spec);
+  return spec;
+}
+
+} // namespace
+
 Result<BuildReport> ensure(cache::Cache& cache,
                            plugin::Registry& registry,
                            const BuildRequest& request) {
   BuildReport report;
   KTC_TRY_ASSIGN(report.spec, source_spec_of(request.spec));
+  if (auto id = parse_kernel_id(request.spec);
+      id && id->kind == KernelIdKind::series) {
+    report.spec = series_spec(cache, registry, *id);
+  }
   KTC_TRY_ASSIGN(
       elf::Arch arch,
       elf::find_arch(request.arch.empty() ? cache::host_arch() : request.arch));
@@ -1050,6 +1088,16 @@ Result<BuildReport> ensure(cache::Cache& cache,
   if (!built) {
     Error error = std::move(built).error();
     if (error.status == Status::cancelled) {
+      return error;
+    }
+    if (error.status == Status::network && registry.offline()) {
+      // Refused because ktcache is offline: no build was tried, so no
+      // failure is recorded for waiters, and the empty log goes again.
+      struct stat log_status {};
+      if (report.log && ::stat(report.log->c_str(), &log_status) == 0 &&
+          log_status.st_size == 0) {
+        ::unlink(report.log->c_str());
+      }
       return error;
     }
     if (failure) {

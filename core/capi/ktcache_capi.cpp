@@ -389,8 +389,15 @@ boost::json::value text_or_null(const std::optional<std::string>& text) {
   return text ? boost::json::value(*text) : boost::json::value(nullptr);
 }
 
+// KTCACHE_OFFLINE=1 (exactly "1"; any other value is off).
+bool offline_from_environment() {
+  const char* value = std::getenv("KTCACHE_OFFLINE");
+  return value != nullptr && std::string_view(value) == "1";
+}
+
 Result<cache::CacheOptions> cache_options(const ktc_open_options& options) {
-  KTC_TRY(check_flags(options.flags, KTC_OPEN_ALLOW_NETWORK_FS,
+  KTC_TRY(check_flags(options.flags,
+                      KTC_OPEN_ALLOW_NETWORK_FS | KTC_OPEN_OFFLINE,
                       "ktc_open_options.flags"));
   cache::CacheOptions result;
   KTC_TRY_ASSIGN(result.root,
@@ -569,7 +576,11 @@ int ktc_cache_open(ktc_cache** out, const ktc_open_options* options) {
     }
     KTC_TRY_ASSIGN(kc::CacheOptions cache_options, cache_options(copy));
     KTC_TRY_ASSIGN(kc::Cache cache, kc::Cache::open(std::move(cache_options)));
-    *out = new ktc_cache{std::move(cache), ktc::plugin::Registry{}};
+    auto handle = std::make_unique<ktc_cache>(
+        ktc_cache{std::move(cache), ktc::plugin::Registry{}});
+    handle->plugins.set_offline((copy.flags & KTC_OPEN_OFFLINE) != 0 ||
+                                ktc::capi::offline_from_environment());
+    *out = handle.release();
     return {};
   });
 }

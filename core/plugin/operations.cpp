@@ -129,6 +129,7 @@ Result<SourceDescription> describe_source(Registry& registry,
   std::string spec_text(spec);
   std::string subject = fmt::format("source {}", spec);
   ktc_plugin_call call = new_call(*plugin);
+  call.offline = registry.offline();
 
   if (ops.claim != nullptr) {
     int claimed = ops.claim(plugin->state(), &call, spec_text.c_str());
@@ -164,6 +165,7 @@ Result<SourceDescription> describe_source(Registry& registry,
     description.source[field.key()] = std::move(field.value());
   }
   description.key_parts = std::move(call.key_parts);
+  description.offline = call.offline;
   description.plugin = std::move(plugin);
   return description;
 }
@@ -173,6 +175,7 @@ namespace {
 ktc_plugin_call resumed_call(const SourceDescription& description) {
   ktc_plugin_call call = new_call(*description.plugin);
   call.identity = description.identity;
+  call.offline = description.offline;
   return call;
 }
 

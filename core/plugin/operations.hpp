@@ -29,6 +29,9 @@ struct SourceDescription {
   // the payload as the plugin described it.
   boost::json::object source;
   std::vector<std::string> key_parts;
+  // The registry's offline() when it was described: what the plugin's
+  // later calls for this source (acquire, recheck) are told.
+  bool offline = false;
 
   // The identity's "version", when the plugin gave one.
   std::optional<std::string> version() const;

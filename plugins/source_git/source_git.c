@@ -30,6 +30,12 @@
  * tag, the tag itself is fetched too (refs/tags/NAME, annotated tags with
  * their tag object), so that a tree checked out at a release tag describes
  * as that tag, as a tarball of the release would build.
+ *
+ * Offline (the host's offline() service; hosts older than ABI minor 3:
+ * KTCACHE_OFFLINE=1), a remote repository is neither listed nor fetched
+ * (KTC_PLUGIN_E_NETWORK, "git URL: not fetched, ktcache is offline"); a
+ * path or a file:// URL still works, and a full commit still resolves
+ * with no git process, so its cache hit needs no network.
  */
 #ifndef _GNU_SOURCE
 #define _XOPEN_SOURCE 700
@@ -459,6 +465,46 @@ static void short_oid(char out[SHORT_HASH_LEN + 1], const char* oid) {
 }
 
 /*
+ * Whether the host is offline: its offline() service (ABI minor 3), else
+ * KTCACHE_OFFLINE=1 (exactly "1") in the environment.
+ */
+static int host_offline(ktc_plugin_call* call) {
+  const char* value;
+  if (g_host->struct_size >=
+          offsetof(ktc_host_services, offline) + sizeof g_host->offline &&
+      g_host->offline != NULL) {
+    return g_host->offline(call) != 0;
+  }
+  value = getenv("KTCACHE_OFFLINE");
+  return value != NULL && strcmp(value, "1") == 0;
+}
+
+/*
+ * Whether git reaches `url` without the network: a file:// URL or a path.
+ * "scheme://..." is a URL; "host:path" with its ':' before any '/' is
+ * git's scp-like remote; anything else is a path.
+ */
+static int is_local_url(const char* url) {
+  const char* scheme_end = strstr(url, "://");
+  const char* slash = strchr(url, '/');
+  const char* colon = strchr(url, ':');
+  if (scheme_end != NULL && (slash == NULL || scheme_end < slash)) {
+    return starts_with(url, "file://");
+  }
+  return colon == NULL || (slash != NULL && slash < colon);
+}
+
+/* Refuses to reach a remote repository while the host is offline. */
+static int require_online(ktc_plugin_call* call, const char* url) {
+  if (!is_local_url(url) && host_offline(call)) {
+    fail(call, "git %s: not fetched, ktcache is offline (KTCACHE_OFFLINE=1)",
+         url);
+    return KTC_PLUGIN_E_NETWORK;
+  }
+  return KTC_PLUGIN_OK;
+}
+
+/*
  * Asks the remote for the refs REF can name, and picks the one it names:
  * REF itself when qualified ("refs/...") or HEAD, else refs/heads/REF or
  * refs/tags/REF (both: ambiguous). A tag's peeled commit wins over the tag.
@@ -482,6 +528,10 @@ static int ls_remote(ktc_plugin_call* call,
   const wanted_ref* chosen = NULL;
   const wanted_ref* chosen_peeled = NULL;
 
+  status = require_online(call, spec->url);
+  if (status != KTC_PLUGIN_OK) {
+    return status;
+  }
   memset(wanted, 0, sizeof wanted);
   if (qualified || head) {
     names[0] = copy_range(spec->ref, strlen(spec->ref));
@@ -1004,6 +1054,9 @@ static int git_acquire(void* unused,
     if (check_cancelled(call)) {
       status = KTC_PLUGIN_E_CANCELLED;
     } else {
+      status = require_online(call, parsed.url);
+    }
+    if (status == KTC_PLUGIN_OK) {
       status = acquire_into(call, spec, &parsed, &found, dest_dir);
     }
   }

@@ -11,6 +11,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace ktc::cli {
 namespace {
@@ -43,7 +47,8 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options) {
   command
       ->add_option("SPEC", options.spec,
                    "tarball:VERSION|FILE|URL, a bare version (6.12.3, 6.12, "
-                   "6.15-rc3), git:URL@REF, local:PATH, or a plugin's scheme")
+                   "6.15-rc3), a range START..END, git:URL@REF, local:PATH, "
+                   "or a plugin's scheme")
       ->required();
   command
       ->add_option_function<std::string>(
@@ -131,22 +136,34 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options) {
       "local tree\nthat is not stored: the image's path). --json prints the "
       "entry object (as\nlookup --json) plus \"outcome\" (hit, built, "
       "waited, built_not_stored) and\n\"build\" (key, log, dropped_kconfig, "
-      "inputs, seconds per stage).\nExit: 8 when the build fails, 130 when "
-      "interrupted.");
+      "inputs, seconds per stage).\nExit: 8 when the build fails, 9 when it "
+      "needs the network offline, 130\nwhen interrupted.\n\n"
+      "A series (6.12) builds the newest 6.12.y that releases.json lists, "
+      "read\nthrough the copy in <root>/.releases.json (as `list --range`); "
+      "a series it\nno longer lists is found by probing the mirror.\n\n"
+      "A range START..END builds each stable and longterm release in it "
+      "(see\n`list --range`) in turn (\"[i/N] ktcache build V\" on stderr), "
+      "goes on past a\nfailure and prints each entry's directory as it is "
+      "built; the options apply\nto each. It fails at the end with \"build "
+      "range A..B: F/N version(s) failed:\nV, ...\" and the exit code of "
+      "the first failure. --json then prints one\narray of {version, ok, "
+      "entry (the object above, or null), error (or null)}.");
   return command;
 }
 
-int run_build(ktc_cache* cache, const BuildOptions& options) {
-  std::string spec = options.spec;
-  if (options.sha256) {
-    if (!is_sha256(*options.sha256)) {
-      throw CliError(k_exit_usage,
-                     fmt::format("--sha256 '{}' is not 64 lower-case hex "
-                                 "digits",
-                                 *options.sha256));
-    }
-    spec += "#sha256=" + *options.sha256;
-  }
+namespace {
+
+// One kernel built (or found): what `build --json` prints for it, and the
+// directory (or a dirty tree's image) the plain form prints.
+struct Built {
+  boost::json::object result;
+  std::string printed;
+};
+
+// Gets one kernel; throws CliError on failure.
+Built build_one(ktc_cache* cache,
+                const BuildOptions& options,
+                const std::string& spec) {
   auto kconfig_files = c_strings(options.kconfig_files);
   auto kconfig_settings = c_strings(options.kconfig_settings);
   auto make_args = c_strings(options.make_args);
@@ -193,17 +210,13 @@ int run_build(ktc_cache* cache, const BuildOptions& options) {
   boost::json::object report =
       boost::json::parse(report_text.get()).as_object();
   std::string outcome(report.at("outcome").as_string());
-  if (options.json) {
-    boost::json::object result;
-    if (entry) {
-      result = entry_json(entry.get(), std::nullopt).as_object();
-    }
-    result["outcome"] = outcome;
-    result["build"] = report;
-    print_json(result);
-    return k_exit_ok;
+  Built built;
+  if (entry) {
+    built.result = entry_json(entry.get(), std::nullopt).as_object();
   }
-  if (!options.quiet) {
+  built.result["outcome"] = outcome;
+  built.result["build"] = report;
+  if (!options.json && !options.quiet) {
     if (outcome == "hit") {
       fmt::print(stderr, "ktcache: cached kernel found: {}\n",
                  std::string_view(report.at("key").as_string()));
@@ -216,11 +229,130 @@ int run_build(ktc_cache* cache, const BuildOptions& options) {
     }
   }
   if (entry) {
-    fmt::print("{}\n", entry_info(entry.get()).path);
+    built.printed = entry_info(entry.get()).path;
   } else {
     const auto& image = report.at("image");
-    fmt::print("{}\n", image.is_string() ? std::string(image.as_string())
-                                         : std::string());
+    built.printed = image.is_string() ? std::string(image.as_string()) : "";
+  }
+  return built;
+}
+
+// The versions a range names (ktc_range_expand()); nullopt when `spec` is
+// not a range (or not an identifier at all: ktc_ensure() then says why).
+std::optional<std::vector<std::string>>
+range_versions(ktc_cache* cache, const std::string& spec) {
+  ktc_kernel_id* raw_id = nullptr;
+  if (ktc_kernel_id_parse(&raw_id, spec.c_str()) != KTC_OK) {
+    return std::nullopt;
+  }
+  ktc_kernel_id_info info = KTC_KERNEL_ID_INFO_INIT;
+  int status = ktc_kernel_id_get_info(raw_id, &info);
+  bool is_range = status == KTC_OK && info.kind == KTC_KERNEL_ID_RANGE;
+  ktc_kernel_id_free(raw_id);
+  check(status);
+  if (!is_range) {
+    return std::nullopt;
+  }
+  fmt::print(stderr, "ktcache: expanding kernel range {}\n", spec);
+  char* raw = nullptr;
+  check(ktc_range_expand(&raw, cache, spec.c_str(), 0));
+  LibraryString expanded(raw);
+  boost::json::value result = boost::json::parse(expanded.get());
+  std::vector<std::string> versions;
+  for (const auto& version : result.at("versions").as_array()) {
+    versions.emplace_back(version.as_string());
+  }
+  return versions;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) {
+    text += (text.empty() ? "" : ", ") + item;
+  }
+  return text;
+}
+
+// Builds every version of a range in turn, past failures; the exit code
+// is the first failure's.
+int build_range(ktc_cache* cache,
+                const BuildOptions& options,
+                const std::vector<std::string>& versions) {
+  fmt::print(stderr, "ktcache: range expanded to {} kernel(s): {}\n",
+             versions.size(), joined(versions));
+  boost::json::array results;
+  std::vector<std::string> failed;
+  int first_failure = k_exit_ok;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    const std::string& version = versions[i];
+    fmt::print(stderr, "ktcache: [{}/{}] ktcache build {}\n", i + 1,
+               versions.size(), version);
+    boost::json::object item;
+    item["version"] = version;
+    try {
+      Built built = build_one(cache, options, version);
+      item["ok"] = true;
+      item["entry"] = std::move(built.result);
+      item["error"] = nullptr;
+      if (!options.json) {
+        fmt::print("{}\n", built.printed);
+        std::fflush(stdout);
+      }
+    } catch (const CliError& error) {
+      fmt::print(stderr, "ktcache: build {}: {}\n", version, error.what());
+      item["ok"] = false;
+      item["entry"] = nullptr;
+      item["error"] = error.what();
+      failed.push_back(version);
+      if (first_failure == k_exit_ok) {
+        first_failure = error.exit_code();
+      }
+      if (error.exit_code() == k_exit_cancelled) {
+        // An interrupt stops the whole range, not just this build.
+        results.push_back(std::move(item));
+        break;
+      }
+    }
+    results.push_back(std::move(item));
+  }
+  if (options.json) {
+    print_json(results);
+  }
+  if (failed.empty()) {
+    return k_exit_ok;
+  }
+  throw CliError(first_failure,
+                 fmt::format("build range {}: {}/{} version(s) failed: {}",
+                             options.spec, failed.size(), versions.size(),
+                             joined(failed)));
+}
+
+} // namespace
+
+int run_build(ktc_cache* cache, const BuildOptions& options) {
+  std::string spec = options.spec;
+  if (auto versions = range_versions(cache, spec)) {
+    if (options.sha256) {
+      throw CliError(k_exit_usage,
+                     "--sha256 names one tarball; it does not apply to a "
+                     "range");
+    }
+    return build_range(cache, options, *versions);
+  }
+  if (options.sha256) {
+    if (!is_sha256(*options.sha256)) {
+      throw CliError(k_exit_usage,
+                     fmt::format("--sha256 '{}' is not 64 lower-case hex "
+                                 "digits",
+                                 *options.sha256));
+    }
+    spec += "#sha256=" + *options.sha256;
+  }
+  Built built = build_one(cache, options, spec);
+  if (options.json) {
+    print_json(built.result);
+  } else {
+    fmt::print("{}\n", built.printed);
   }
   return k_exit_ok;
 }

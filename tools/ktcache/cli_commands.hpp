@@ -19,6 +19,8 @@ namespace ktc::cli {
 struct GlobalOptions {
   std::optional<std::string> cache_dir;
   bool allow_network_fs = false;
+  // KTC_OPEN_OFFLINE: nothing is fetched.
+  bool offline = false;
   // Searched for plugins before KTCACHE_PLUGIN_PATH, in this order.
   std::vector<std::string> plugin_dirs;
 };
@@ -34,6 +36,12 @@ struct ListOptions {
   std::optional<std::string> kconfig_hash;
   // Repeated in the corrupt-entry hint so it can be pasted as is.
   std::optional<std::string> cache_dir;
+  // Tag entries of series releases.json no longer lists.
+  bool eol = false;
+  // Fetch releases.json now (with eol or range).
+  bool refresh = false;
+  // Print the releases a range names instead of the entries.
+  std::optional<std::string> range;
 };
 int run_list(ktc_cache* cache, const ListOptions& options);
 

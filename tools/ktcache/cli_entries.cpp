@@ -7,6 +7,9 @@
 #include <boost/json/parse.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
 #include <system_error>
 
 namespace ktc::cli {
@@ -64,9 +67,132 @@ struct ListCounts {
   size_t corrupt = 0;
   size_t stale = 0;
   size_t untracked = 0;
+  size_t eol = 0;
 };
 
+// What `list --eol` knows of the series kernel.org still lists.
+struct EolStatus {
+  // False: nothing is marked (no list, or an empty one).
+  bool known = false;
+  std::vector<std::string> active;
+};
+
+// "MAJOR.MINOR" of a version, the minor cut to its leading digits
+// ("6.15-rc3" -> "6.15"), as the library names active series.
+std::optional<std::string> series_of(std::string_view version) {
+  auto digits = [](std::string_view text) {
+    size_t count = 0;
+    while (count < text.size() && text[count] >= '0' && text[count] <= '9') {
+      ++count;
+    }
+    return count;
+  };
+  size_t major = digits(version);
+  if (major == 0 || major >= version.size() || version[major] != '.') {
+    return std::nullopt;
+  }
+  std::string_view rest = version.substr(major + 1);
+  size_t minor = digits(rest);
+  if (minor == 0) {
+    return std::nullopt;
+  }
+  return std::string(version.substr(0, major + 1 + minor));
+}
+
+std::string format_age(int64_t seconds) {
+  if (seconds < 120) {
+    return fmt::format("{} s", seconds);
+  }
+  if (seconds < 2 * 3600) {
+    return fmt::format("{} min", seconds / 60);
+  }
+  if (seconds < 2 * 86400) {
+    return fmt::format("{} h", seconds / 3600);
+  }
+  return fmt::format("{} days", seconds / 86400);
+}
+
+// The active series from the library's list: the copy on disk (never the
+// network) unless `refresh`. Says on stderr why nothing can be marked, or
+// how old a stale copy is.
+EolStatus eol_status(ktc_cache* cache, bool refresh) {
+  char* raw = nullptr;
+  int status = ktc_releases(&raw, cache,
+                            refresh ? uint32_t{KTC_RELEASES_REFRESH}
+                                    : uint32_t{KTC_RELEASES_NO_FETCH});
+  LibraryString text(raw);
+  EolStatus result;
+  if (status != KTC_OK) {
+    if (status == KTC_E_NOTFOUND && !refresh) {
+      fmt::print(stderr,
+                 "ktcache: EOL status unknown: releases.json is not cached "
+                 "(run `ktcache list --eol --refresh`)\n");
+    } else {
+      fmt::print(stderr, "ktcache: EOL status unknown: {}\n",
+                 one_line(ktc_error_message()));
+    }
+    return result;
+  }
+  std::error_code ec;
+  boost::json::value list = boost::json::parse(text.get(), ec);
+  const auto* object = list.if_object();
+  const auto* series = object ? object->if_contains("active_series") : nullptr;
+  if (ec || series == nullptr || !series->is_array()) {
+    fmt::print(stderr, "ktcache: EOL status unknown: the library's releases "
+                       "list has no active_series\n");
+    return result;
+  }
+  for (const auto& name : series->as_array()) {
+    if (name.is_string()) {
+      result.active.emplace_back(name.as_string());
+    }
+  }
+  if (result.active.empty()) {
+    fmt::print(stderr,
+               "ktcache: EOL status unknown: releases.json lists no series\n");
+    return result;
+  }
+  result.known = true;
+  const auto* fresh = object->if_contains("fresh");
+  const auto* age = object->if_contains("age_seconds");
+  if (fresh != nullptr && fresh->is_bool() && !fresh->as_bool()) {
+    int64_t seconds = age != nullptr && age->is_int64() ? age->as_int64() : 0;
+    fmt::print(stderr,
+               "ktcache: note: EOL status from a releases.json fetched {} "
+               "ago (older than its time to live; run `ktcache list --eol "
+               "--refresh`)\n",
+               format_age(seconds));
+  }
+  return result;
+}
+
+// true / false, or nullopt when it cannot be told: no list, or an entry
+// without a version of a known series shape.
+std::optional<bool> entry_eol(const EolStatus& eol,
+                              const boost::json::value& metadata) {
+  if (!eol.known) {
+    return std::nullopt;
+  }
+  const auto* object = metadata.if_object();
+  const auto* version = object ? object->if_contains("version") : nullptr;
+  if (version == nullptr || !version->is_string()) {
+    return std::nullopt;
+  }
+  auto series = series_of(version->as_string());
+  if (!series) {
+    return std::nullopt;
+  }
+  return std::find(eol.active.begin(), eol.active.end(), *series) ==
+         eol.active.end();
+}
+
 void print_list_footers(const ListCounts& counts, const ListOptions& options) {
+  if (counts.eol > 0) {
+    fmt::print(stderr,
+               "EOL: {} of a series releases.json no longer lists (end of "
+               "life: no more fixes)\n",
+               count_entries(counts.eol));
+  }
   if (counts.untracked > 0) {
     fmt::print(stderr,
                "untracked kconfig: {} {} no kconfig hash; it is unknown "
@@ -99,6 +225,9 @@ CachePtr open_cache(const GlobalOptions& global) {
   if (global.allow_network_fs) {
     options.flags |= KTC_OPEN_ALLOW_NETWORK_FS;
   }
+  if (global.offline) {
+    options.flags |= KTC_OPEN_OFFLINE;
+  }
   ktc_cache* cache = nullptr;
   check(ktc_cache_open(&cache, &options));
   CachePtr owned(cache);
@@ -114,18 +243,90 @@ void require_valid_key(const std::string& key) {
   }
 }
 
+namespace {
+
+// `list --range A..B`: the releases the range names; no entry is read.
+int run_range(ktc_cache* cache, const ListOptions& options) {
+  const std::string& text = *options.range;
+  ktc_kernel_id* raw_id = nullptr;
+  check(ktc_kernel_id_parse(&raw_id, text.c_str()));
+  ktc_kernel_id_info info = KTC_KERNEL_ID_INFO_INIT;
+  int status = ktc_kernel_id_get_info(raw_id, &info);
+  bool is_range = status == KTC_OK && info.kind == KTC_KERNEL_ID_RANGE;
+  ktc_kernel_id_free(raw_id);
+  check(status);
+  if (!is_range) {
+    throw CliError(
+        k_exit_usage,
+        fmt::format("'{}' is not a range (expected START..END)", text));
+  }
+  fmt::print(stderr, "ktcache: expanding kernel range {}\n", text);
+  char* raw = nullptr;
+  check(
+      ktc_range_expand(&raw, cache, text.c_str(),
+                       options.refresh ? uint32_t{KTC_RELEASES_REFRESH} : 0u));
+  LibraryString expanded(raw);
+  boost::json::value result = boost::json::parse(expanded.get());
+  std::vector<std::string> versions;
+  for (const auto& version : result.at("versions").as_array()) {
+    versions.emplace_back(version.as_string());
+  }
+  std::string joined;
+  for (const auto& version : versions) {
+    joined += (joined.empty() ? "" : ", ") + version;
+  }
+  fmt::print(stderr, "ktcache: range expanded to {} kernel(s): {}\n",
+             versions.size(), joined);
+  if (options.json) {
+    print_json(result);
+    return k_exit_ok;
+  }
+  for (const auto& version : versions) {
+    fmt::print("{}\n", version);
+  }
+  return k_exit_ok;
+}
+
+} // namespace
+
 int run_list(ktc_cache* cache, const ListOptions& options) {
+  if (options.range) {
+    return run_range(cache, options);
+  }
+  if (options.refresh && !options.eol) {
+    throw CliError(k_exit_usage, "--refresh applies to --eol or --range");
+  }
   ktc_list* raw = nullptr;
   check(ktc_list_entries(&raw, cache));
   ListPtr list(raw);
   size_t count = ktc_list_count(list.get());
   fmt::print(stderr, "cache: {}\n", ktc_cache_root(cache));
+  EolStatus eol;
+  if (options.eol) {
+    eol = eol_status(cache, options.refresh);
+  }
+  auto metadata_of = [](const ktc_entry_info& info) {
+    std::error_code ec;
+    boost::json::value metadata =
+        boost::json::parse(info.metadata_json ? info.metadata_json : "{}", ec);
+    return ec ? boost::json::value(boost::json::object()) : metadata;
+  };
 
   if (options.json) {
     boost::json::array entries;
     for (size_t i = 0; i < count; ++i) {
-      entries.push_back(
-          entry_json(ktc_list_at(list.get(), i), options.kconfig_hash));
+      const ktc_entry* entry = ktc_list_at(list.get(), i);
+      boost::json::value object = entry_json(entry, options.kconfig_hash);
+      if (options.eol) {
+        ktc_entry_info info = entry_info(entry);
+        std::optional<bool> is_eol;
+        if (info.state == KTC_ENTRY_VALID) {
+          is_eol = entry_eol(eol, metadata_of(info));
+        }
+        object.as_object()["eol"] =
+            is_eol ? boost::json::value(*is_eol) : boost::json::value(nullptr);
+      }
+      entries.push_back(std::move(object));
     }
     print_json(entries);
     return k_exit_ok;
@@ -160,6 +361,10 @@ int run_list(ktc_cache* cache, const ListOptions& options) {
       tags = kconfig_tag(entry, *options.kconfig_hash);
       counts.stale += tags == " (stale kconfig)";
       counts.untracked += tags == " (untracked kconfig)";
+    }
+    if (entry_eol(eol, metadata).value_or(false)) {
+      tags += " (EOL)";
+      ++counts.eol;
     }
     table.add_row({info.key, string_field(metadata, "version", "-"), source,
                    string_field(metadata, "arch", "-"),

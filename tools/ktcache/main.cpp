@@ -39,7 +39,8 @@ constexpr const char* k_main_footer =
     "     plugin failed; the message names its file)\n"
     "  8  a kernel build failed (configure or make; the log's tail is\n"
     "     printed and the whole log kept)\n"
-    "  9  network error (a download or a remote lookup failed)\n"
+    "  9  network error (a download or a remote lookup failed, or it was\n"
+    "     needed while offline)\n"
     "  130 interrupted (SIGINT or SIGTERM; a build's make was stopped)\n"
     "Every error is one line on stderr: \"ktcache: <message>\".\n"
     "\n"
@@ -53,6 +54,14 @@ constexpr const char* k_main_footer =
     "                              $XDG_CACHE_HOME/ktcache/kernels, else\n"
     "                              $HOME/.cache/ktcache/kernels)\n"
     "  KTCACHE_ALLOW_NETWORK_FS=1  same as --allow-network-fs\n"
+    "  KTCACHE_OFFLINE=1           same as --offline (only \"1\"; any other\n"
+    "                              value is off)\n"
+    "  KTCACHE_RELEASES_TTL        seconds a copy of releases.json is used\n"
+    "                              before it is fetched again (default\n"
+    "                              86400; not a number: the default, with a\n"
+    "                              warning)\n"
+    "  KTCACHE_RELEASES_URL        where releases.json is fetched (default\n"
+    "                              https://www.kernel.org/releases.json)\n"
     "  KTCACHE_PLUGIN_PATH         ':'-separated plugin directories, searched\n"
     "                              after --plugin-dir and before the\n"
     "                              installed one (ignored when setuid)";
@@ -129,15 +138,42 @@ void add_list(CLI::App& app, Commands& commands) {
   auto& options = commands.list;
   auto* command = app.add_subcommand("list", "List cached kernels");
   add_json_flag(command, options.json);
-  add_optional(command, "--kconfig-hash", options.kconfig_hash,
-               "Tag entries whose kconfig hash differs (stale) or is not "
-               "recorded (untracked)")
-      ->type_name("HASH");
+  auto* kconfig_hash =
+      add_optional(command, "--kconfig-hash", options.kconfig_hash,
+                   "Tag entries whose kconfig hash differs (stale) or is not "
+                   "recorded (untracked)")
+          ->type_name("HASH");
+  auto* eol = command->add_flag(
+      "--eol", options.eol,
+      "Tag entries of a series kernel.org no longer lists (end of life)");
+  command->add_flag("--refresh", options.refresh,
+                    "With --eol or --range: fetch releases.json now");
+  add_optional(command, "--range", options.range,
+               "Print the stable and longterm releases from START to END "
+               "(inclusive) instead of the entries")
+      ->type_name("START..END")
+      ->excludes(eol)
+      ->excludes(kconfig_hash);
   command->footer(
-      std::string("Table columns: KEY, VERSION, SOURCE, ARCH, BUILT, SIZE, "
-                  "then tags. Corrupt\nentries come last. The cache root "
-                  "is printed on stderr.\n\n--json prints an array of "
-                  "entry objects, valid ones newest first.\n") +
+      std::string(
+          "Table columns: KEY, VERSION, SOURCE, ARCH, BUILT, SIZE, then "
+          "tags. Corrupt\nentries come last. The cache root is printed on "
+          "stderr.\n\n--eol tags \"(EOL)\" the entries whose version's "
+          "MAJOR.MINOR releases.json no\nlonger lists. It reads the copy of "
+          "releases.json kept in <root>/.releases.json\nand never waits on "
+          "the network (--refresh fetches it first). Without a copy\nnothing "
+          "is tagged and stderr says so; a copy older than its time to live\n"
+          "(KTCACHE_RELEASES_TTL, default 86400 s) is used with a note of its "
+          "age.\n\n--range START..END prints one version per line (no entry "
+          "is read): every\nstable and longterm release of releases.json "
+          "from START to END, oldest\nfirst, an RC below its release; the "
+          "ends need not be releases. The copy is\nfetched again when older "
+          "than its time to live. Exit 2 for a malformed or\ninverted range, "
+          "1 when no release falls in it. --range --json prints\n{range, "
+          "start, end, versions}.\n\n--json prints an array of entry "
+          "objects, valid ones newest first; with --eol\neach has \"eol\": "
+          "true, false or null (unknown: no releases.json, or "
+          "no\nversion).\n") +
       k_entry_json_doc);
   commands.runners[command] = [&options](ktc_cache* cache) {
     return run_list(cache, options);
@@ -444,6 +480,9 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-network-fs", commands.global.allow_network_fs,
                "Use a cache on NFS, CIFS, FUSE, ... although flock(2) may be "
                "unreliable there");
+  app.add_flag("--offline", commands.global.offline,
+               "Use only what is on disk: no download, no remote git, no "
+               "releases.json fetch (what needs the network fails, exit 9)");
 
   add_list(app, commands);
   add_lookup(app, commands);

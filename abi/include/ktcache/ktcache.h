@@ -1166,19 +1166,28 @@ enum {
 /**
  * kernel.org's list of current releases (releases.json), as ktcache keeps
  * it: a copy in <root>/.releases.json, used while younger than its time to
- * live (KTCACHE_RELEASES_TTL seconds, default 86400) and fetched again,
- * through the tarball source plugin, when older or missing. When a fetch
- * fails, an older copy is used (with a warning). Offline (KTC_OPEN_OFFLINE
- * or KTCACHE_OFFLINE=1), or with KTC_RELEASES_NO_FETCH, only the copy on
- * disk is used.
+ * live (KTCACHE_RELEASES_TTL seconds, default 86400; 0 fetches every
+ * time; a value that is not a decimal number of seconds is the default,
+ * with a warning) and fetched again, through the tarball source plugin's
+ * `releases` operation, when older, missing, or fetched from another URL
+ * than KTCACHE_RELEASES_URL names now. The copy is written atomically
+ * (a temporary dot-file, fsync, rename); a cache that cannot be written
+ * (read-only) fetches but keeps no copy. When a fetch fails, an older copy
+ * is used (with a warning). Offline (KTC_OPEN_OFFLINE or
+ * KTCACHE_OFFLINE=1), or with KTC_RELEASES_NO_FETCH, only the copy on disk
+ * is used, whatever its age.
  * @param out receives a JSON object {"url", "fetched_at" (seconds since
  *        the epoch), "age_seconds", "ttl_seconds", "fresh" (bool), "from"
  *        ("disk" or "network"), "releases": [{"moniker", "version"}],
  *        "active_series": ["6.15", "6.12", ...]}: the series releases.json
  *        lists, which is what is not end of life; free with ktc_free().
- * @return KTC_OK; KTC_E_NOTFOUND: nothing on disk and fetching was not
- *         allowed (offline, NO_FETCH); KTC_E_NETWORK: the fetch failed and
- *         nothing is on disk; KTC_E_PLUGIN: no tarball plugin; KTC_E_IO.
+ * @param flags KTC_RELEASES_* bits (REFRESH and NO_FETCH exclude each
+ *        other); unknown bits are KTC_E_INVALID.
+ * @return KTC_OK; KTC_E_NOTFOUND: nothing on disk with NO_FETCH;
+ *         KTC_E_NETWORK: nothing on disk offline (the message says ktcache
+ *         is offline), or the fetch failed and nothing is on disk;
+ *         KTC_E_PLUGIN: no tarball plugin, or one that cannot list
+ *         releases; KTC_E_INVALID.
  * @since 1.4
  */
 KTC_API int ktc_releases(char** out, ktc_cache* cache, uint32_t flags);
