@@ -54,6 +54,12 @@ def case_miss_is_built_unless_no_build(scratch):
     no_build = scratch.ktcache("resolve", "--no-build", tree)
     expect(last_line(no_build) == os.path.join(scratch.cache, key),
            no_build.stdout)
+    # The build options are part of the key, as for `ktcache build`.
+    tuned = resolve_json(scratch, tree, "--kconfig-set", "CONFIG_HZ=1000")
+    expect(tuned["key"] != key and
+           tuned["resolve"]["outcome"] == "built", f"{tuned['resolve']}")
+    expect("CONFIG_HZ=1000" in open(tuned["config_path"]).read(),
+           "--kconfig-set did not reach the build")
 
 
 def case_key_is_looked_up_never_built(scratch):

@@ -41,15 +41,40 @@ bool is_sha256(std::string_view text) {
 
 } // namespace
 
-CLI::App* add_build(CLI::App& app, BuildOptions& options) {
-  auto* command = app.add_subcommand(
-      "build", "Get a kernel from the cache, or build, strip and store it");
-  command
-      ->add_option("SPEC", options.spec,
-                   "tarball:VERSION|FILE|URL, a bare version (6.12.3, 6.12, "
-                   "6.15-rc3), a range START..END, git:URL@REF, local:PATH, "
-                   "or a plugin's scheme")
-      ->required();
+BuildArguments::BuildArguments(const BuildOptions& options,
+                               const ktc_hooks* hooks)
+    : m_kconfig_files(c_strings(options.kconfig_files)),
+      m_kconfig_settings(c_strings(options.kconfig_settings)),
+      m_make_args(c_strings(options.make_args)) {
+  m_build.arch = c_str_or_null(options.arch);
+  m_build.base_config = c_str_or_null(options.base_config);
+  m_build.kconfig_files = m_kconfig_files.data();
+  m_build.kconfig_file_count = m_kconfig_files.size();
+  m_build.kconfig_settings = m_kconfig_settings.data();
+  m_build.kconfig_setting_count = m_kconfig_settings.size();
+  m_build.make_args = m_make_args.data();
+  m_build.make_arg_count = m_make_args.size();
+  m_build.jobs = options.jobs;
+  m_build.cross_compile = c_str_or_null(options.cross_compile);
+  m_build.cc = c_str_or_null(options.cc);
+  m_build.llvm = c_str_or_null(options.llvm);
+  m_build.strip_policy = c_str_or_null(options.strip_policy);
+  m_build.hooks = hooks;
+  if (options.force) {
+    m_build.flags |= KTC_BUILD_FORCE;
+  }
+  if (options.store_dirty) {
+    m_build.flags |= KTC_BUILD_STORE_DIRTY;
+  }
+  if (options.no_strip) {
+    m_build.flags |= KTC_BUILD_NO_STRIP;
+  }
+  if (options.keep_tree) {
+    m_build.flags |= KTC_BUILD_KEEP_TREE;
+  }
+}
+
+void add_build_options(CLI::App* command, BuildOptions& options) {
   command
       ->add_option_function<std::string>(
           "--base-config",
@@ -85,19 +110,9 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options) {
   command
       ->add_flag("--no-strip", options.no_strip, "Store the vmlinux as built")
       ->excludes(strip);
-  command->add_flag("--force", options.force,
-                    "Build and replace the entry even when it is cached");
   command->add_flag("--store-dirty", options.store_dirty,
                     "Store a build of a dirty or non-git local tree "
                     "(recorded as dirty)");
-  command->add_flag("--keep-tree", options.keep_tree,
-                    "Keep the build directory of a fetched source");
-  command
-      ->add_option_function<std::string>(
-          "--sha256",
-          [&options](const std::string& value) { options.sha256 = value; },
-          "The tarball's expected SHA-256 (tarball specs)")
-      ->type_name("HEX");
   command
       ->add_option_function<std::string>(
           "--cross-compile",
@@ -121,6 +136,28 @@ CLI::App* add_build(CLI::App& app, BuildOptions& options) {
       ->add_option("--make-arg", options.make_args,
                    "An extra make argument (repeatable; part of the key)")
       ->type_name("ARG");
+}
+
+CLI::App* add_build(CLI::App& app, BuildOptions& options) {
+  auto* command = app.add_subcommand(
+      "build", "Get a kernel from the cache, or build, strip and store it");
+  command
+      ->add_option("SPEC", options.spec,
+                   "tarball:VERSION|FILE|URL, a bare version (6.12.3, 6.12, "
+                   "6.15-rc3), a range START..END, git:URL@REF, local:PATH, "
+                   "or a plugin's scheme")
+      ->required();
+  add_build_options(command, options);
+  command->add_flag("--force", options.force,
+                    "Build and replace the entry even when it is cached");
+  command->add_flag("--keep-tree", options.keep_tree,
+                    "Keep the build directory of a fetched source");
+  command
+      ->add_option_function<std::string>(
+          "--sha256",
+          [&options](const std::string& value) { options.sha256 = value; },
+          "The tarball's expected SHA-256 (tarball specs)")
+      ->type_name("HEX");
   command->add_flag("--json", options.json,
                     "Print one JSON document (see below)");
   command->footer(
@@ -164,41 +201,12 @@ struct Built {
 Built build_one(ktc_cache* cache,
                 const BuildOptions& options,
                 const std::string& spec) {
-  auto kconfig_files = c_strings(options.kconfig_files);
-  auto kconfig_settings = c_strings(options.kconfig_settings);
-  auto make_args = c_strings(options.make_args);
-
   CancelOnSignals cancel_on_signals;
   ProgressView progress(options.quiet);
   ktc_hooks hooks = progress.hooks();
-  ktc_build_options build = KTC_BUILD_OPTIONS_INIT;
+  BuildArguments arguments(options, &hooks);
+  ktc_build_options build = arguments.get();
   build.spec = spec.c_str();
-  build.arch = c_str_or_null(options.arch);
-  build.base_config = c_str_or_null(options.base_config);
-  build.kconfig_files = kconfig_files.data();
-  build.kconfig_file_count = kconfig_files.size();
-  build.kconfig_settings = kconfig_settings.data();
-  build.kconfig_setting_count = kconfig_settings.size();
-  build.make_args = make_args.data();
-  build.make_arg_count = make_args.size();
-  build.jobs = options.jobs;
-  build.cross_compile = c_str_or_null(options.cross_compile);
-  build.cc = c_str_or_null(options.cc);
-  build.llvm = c_str_or_null(options.llvm);
-  build.strip_policy = c_str_or_null(options.strip_policy);
-  build.hooks = &hooks;
-  if (options.force) {
-    build.flags |= KTC_BUILD_FORCE;
-  }
-  if (options.store_dirty) {
-    build.flags |= KTC_BUILD_STORE_DIRTY;
-  }
-  if (options.no_strip) {
-    build.flags |= KTC_BUILD_NO_STRIP;
-  }
-  if (options.keep_tree) {
-    build.flags |= KTC_BUILD_KEEP_TREE;
-  }
 
   ktc_entry* raw_entry = nullptr;
   char* raw_report = nullptr;

@@ -149,17 +149,35 @@ struct BuildOptions {
   bool quiet = false;
 };
 CLI::App* add_build(CLI::App& app, BuildOptions& options);
+// The options that say how a kernel is built (--base-config ... --make-arg;
+// not the spec, --force, --keep-tree or --sha256), for the commands that
+// build on a miss.
+void add_build_options(CLI::App* command, BuildOptions& options);
+
+// A ktc_build_options for `options` (spec unset), with the arrays it
+// points into; valid while this lives.
+class BuildArguments {
+public:
+  BuildArguments(const BuildOptions& options, const ktc_hooks* hooks);
+  BuildArguments(const BuildArguments&) = delete;
+  BuildArguments& operator=(const BuildArguments&) = delete;
+  const ktc_build_options& get() const { return m_build; }
+
+private:
+  std::vector<const char*> m_kconfig_files;
+  std::vector<const char*> m_kconfig_settings;
+  std::vector<const char*> m_make_args;
+  ktc_build_options m_build = KTC_BUILD_OPTIONS_INIT;
+};
 int run_build(ktc_cache* cache, const BuildOptions& options);
 
 struct ResolveOptions {
   std::optional<std::string> id;
   bool no_build = false;
   bool newest = false;
-  std::optional<std::string> arch;
   std::optional<std::string> kconfig_hash;
-  std::optional<std::string> base_config;
-  std::vector<std::string> kconfig_settings;
-  uint32_t jobs = 0;
+  // How a miss is built; its arch also narrows --newest.
+  BuildOptions build;
   bool json = false;
   bool quiet = false;
 };

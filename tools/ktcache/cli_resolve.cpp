@@ -26,31 +26,13 @@ CLI::App* add_resolve(CLI::App& app, ResolveOptions& options) {
                     "version or series); never builds");
   command
       ->add_option_function<std::string>(
-          "--arch",
-          [&options](const std::string& value) { options.arch = value; },
-          "x86_64 or aarch64 (default: the host's)")
-      ->type_name("ARCH");
-  command
-      ->add_option_function<std::string>(
           "--kconfig-hash",
           [&options](const std::string& value) {
             options.kconfig_hash = value;
           },
           "--newest: skip entries whose recorded kconfig hash differs")
       ->type_name("HASH");
-  command
-      ->add_option_function<std::string>(
-          "--base-config",
-          [&options](const std::string& value) { options.base_config = value; },
-          "A miss is built from this make target or config file "
-          "(default: defconfig)")
-      ->type_name("TARGET-OR-FILE");
-  command
-      ->add_option("--kconfig-set", options.kconfig_settings,
-                   "A setting for a build on a miss (repeatable)")
-      ->type_name("X=Y");
-  command->add_option("-j,--jobs", options.jobs,
-                      "make -j for a build on a miss");
+  add_build_options(command, options.build);
   command->add_flag("--json", options.json,
                     "Print one JSON document (see below)");
   command->footer(
@@ -75,21 +57,11 @@ int run_resolve(ktc_cache* cache, const ResolveOptions& options) {
     throw CliError(k_exit_usage,
                    "resolve needs an ID (or --newest for the newest entry)");
   }
-  std::vector<const char*> settings;
-  for (const auto& setting : options.kconfig_settings) {
-    settings.push_back(setting.c_str());
-  }
   CancelOnSignals cancel_on_signals;
   ProgressView progress(options.quiet);
   ktc_hooks hooks = progress.hooks();
-  ktc_build_options build = KTC_BUILD_OPTIONS_INIT;
-  build.arch = options.arch ? options.arch->c_str() : nullptr;
-  build.base_config =
-      options.base_config ? options.base_config->c_str() : nullptr;
-  build.kconfig_settings = settings.data();
-  build.kconfig_setting_count = settings.size();
-  build.jobs = options.jobs;
-  build.hooks = &hooks;
+  BuildArguments arguments(options.build, &hooks);
+  ktc_build_options build = arguments.get();
 
   ktc_resolve_options resolve = KTC_RESOLVE_OPTIONS_INIT;
   resolve.id = options.id ? options.id->c_str() : nullptr;
