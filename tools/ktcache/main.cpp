@@ -41,6 +41,8 @@ constexpr const char* k_main_footer =
     "     printed and the whole log kept)\n"
     "  9  network error (a download or a remote lookup failed)\n"
     "  130 interrupted (SIGINT or SIGTERM; a build's make was stopped)\n"
+    "Once its COMMAND has started, `run` exits with COMMAND's status (see\n"
+    "ktcache run --help).\n"
     "Every error is one line on stderr: \"ktcache: <message>\".\n"
     "\n"
     "Output: tables and results go to stdout; logs, notes and the cache root\n"
@@ -121,6 +123,7 @@ struct Commands {
   BuildOptions build;
   StripOptions strip;
   KconfigOptions kconfig;
+  RunOptions run;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -389,8 +392,8 @@ int parse_failure(const CLI::App& app,
   if (app.get_subcommands().empty() && !word.empty()) {
     message = fmt::format(
         "unknown command \"{}\"; the commands are list, "
-        "lookup, store, clean, verify, locks, plugins, source, strip and "
-        "kconfig",
+        "lookup, store, clean, verify, locks, plugins, source, strip, "
+        "kconfig, build and run",
         word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
@@ -461,6 +464,9 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_build(cache, commands.build);
       };
+  commands.runners[add_run(app, commands.run)] = [&commands](ktc_cache* cache) {
+    return run_run(cache, commands.run);
+  };
 
   try {
     app.parse(argc, argv);
@@ -476,6 +482,7 @@ int main(int argc, char** argv) {
     commands.list.cache_dir = commands.global.cache_dir;
     commands.source_fetch.quiet = verbosity.quiet;
     commands.build.quiet = verbosity.quiet;
+    commands.run.quiet = verbosity.quiet;
     CachePtr cache = open_cache(commands.global);
     for (const auto& [command, run] : commands.runners) {
       if (command->parsed()) {
