@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -307,6 +308,94 @@ TEST_CASE("run forwards signals sent to ktcache and survives them") {
     REQUIRE(exists(mark));
     CHECK(read_file(mark) == "got " + name + "\n");
   }
+}
+
+// A forwarded duplicate would mostly merge with the pending first SIGINT,
+// so this cannot reliably catch one; it checks that ktcache survives a
+// terminal's ^C and that the command gets it from the terminal.
+TEST_CASE("run survives a terminal's Ctrl-C, which reaches the command") {
+  CliFixture cache;
+  cache.store("k");
+  std::string ready = cache.input("ready");
+  std::string mark = cache.input("mark");
+  // Counts the SIGINTs it gets, for three seconds.
+  std::string script = fmt::format(
+      "n=0; trap 'n=$((n+1)); echo $n >>\"{0}\"' INT; "
+      "echo ready >'{1}.tmp' && mv '{1}.tmp' '{1}'; "
+      "i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; exit 0",
+      mark, ready);
+  std::vector<std::string> argv = {env_path("KTCACHE_CLI"),
+                                   "--cache-dir",
+                                   cache.root(),
+                                   "run",
+                                   "k",
+                                   "--",
+                                   "sh",
+                                   "-c",
+                                   script};
+  std::vector<char*> pointers;
+  for (auto& arg : argv) {
+    pointers.push_back(arg.data());
+  }
+  pointers.push_back(nullptr);
+
+  // ktcache runs in a session of its own whose controlling terminal is a
+  // pseudo-terminal: its ^C makes the kernel signal the foreground group.
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  REQUIRE(master >= 0);
+  REQUIRE(grantpt(master) == 0);
+  REQUIRE(unlockpt(master) == 0);
+  std::string terminal = ptsname(master);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    setsid();
+    int slave = open(terminal.c_str(), O_RDWR);
+    if (slave < 0) {
+      _exit(120);
+    }
+    dup2(slave, 0);
+    dup2(slave, 1);
+    dup2(slave, 2);
+    execv(pointers[0], pointers.data());
+    _exit(121);
+  }
+  auto reap = [&] {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+  };
+  bool started = false;
+  auto deadline = steady_clock::now() + seconds(30);
+  while (steady_clock::now() < deadline) {
+    if (exists(ready)) {
+      started = true;
+      break;
+    }
+    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  if (!started) {
+    kill(pid, SIGKILL);
+    reap();
+    close(master);
+    FAIL("the command never started");
+  }
+  REQUIRE(write(master, "\x03", 1) == 1);
+  // Drain the terminal until ktcache and its command have closed it.
+  char buffer[256];
+  while (read(master, buffer, sizeof buffer) > 0) {
+  }
+  int status = reap();
+  close(master);
+  REQUIRE_MESSAGE(WIFEXITED(status), "ktcache died of signal ",
+                  WTERMSIG(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(exists(mark));
+  CHECK(read_file(mark) == "1\n");
 }
 
 TEST_CASE("run exits 128 + N when a forwarded signal kills the command") {
