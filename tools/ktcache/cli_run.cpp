@@ -259,8 +259,7 @@ CLI::App* add_run(CLI::App& app, RunOptions& options) {
   command->add_option("KEY-OR-ID", options.id, "The cache key of the kernel")
       ->required();
   command->add_flag("--no-build", options.no_build,
-                    "Fail rather than build a kernel that is not cached (a "
-                    "cache key is never built)");
+                    "Never build a missing kernel (a key never builds)");
   command
       ->add_option("COMMAND", options.command,
                    "The command and its arguments, after --")
