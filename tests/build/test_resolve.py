@@ -190,6 +190,28 @@ def case_dirty_tree_is_built_not_stored(scratch):
     expect(scratch.entries() == [], "a dirty tree was stored")
 
 
+def case_run_resolves_identifiers(scratch):
+    tree = scratch.git_tree()
+    marker = scratch.path("ran")
+    command = ["--", "sh", "-c", f'echo "$KTCACHE_KEY" >"{marker}"']
+    missing = scratch.ktcache("run", "--no-build", tree, *command,
+                              expect_status=1)
+    expect("is not cached" in missing.stderr, missing.stderr)
+    expect(not os.path.exists(marker), "COMMAND ran without an entry")
+    scratch.ktcache("run", tree, *command)
+    with open(marker, encoding="utf-8") as ran:
+        key = ran.read().strip()
+    expect(key.startswith("local-") and scratch.builds() == 1,
+           f"key {key!r}, {scratch.builds()} builds")
+    os.unlink(marker)
+    scratch.ktcache("run", "--no-build", f"git+file://{tree}#HEAD",
+                    *command, expect_status=1)
+    scratch.ktcache("run", tree, *command)
+    with open(marker, encoding="utf-8") as ran:
+        expect(ran.read().strip() == key, "a second run was not a hit")
+    expect(scratch.builds() == 1, "a hit ran make")
+
+
 CASES = [
     case_miss_is_built_unless_no_build,
     case_key_is_looked_up_never_built,
@@ -198,6 +220,7 @@ CASES = [
     case_git_plus_and_git_scheme_agree,
     case_newest_discovery,
     case_dirty_tree_is_built_not_stored,
+    case_run_resolves_identifiers,
 ]
 
 

@@ -183,5 +183,18 @@ struct ResolveOptions {
 };
 CLI::App* add_resolve(CLI::App& app, ResolveOptions& options);
 int run_resolve(ktc_cache* cache, const ResolveOptions& options);
+struct RunOptions {
+  // A cache key (KEY-OR-ID).
+  std::string id;
+  bool no_build = false;
+  // COMMAND and its arguments: everything after `--`.
+  std::vector<std::string> command;
+  bool quiet = false;
+};
+CLI::App* add_run(CLI::App& app, RunOptions& options);
+// The entry `options.id` names, leased (a shared lock held until it is
+// freed). The one place that decides how KEY-OR-ID is resolved.
+EntryPtr acquire_entry(ktc_cache* cache, const RunOptions& options);
+int run_run(ktc_cache* cache, const RunOptions& options);
 
 } // namespace ktc::cli

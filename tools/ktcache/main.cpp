@@ -42,6 +42,8 @@ constexpr const char* k_main_footer =
     "  9  network error (a download or a remote lookup failed, or it was\n"
     "     needed while offline)\n"
     "  130 interrupted (SIGINT or SIGTERM; a build's make was stopped)\n"
+    "Once its COMMAND has started, `run` exits with COMMAND's status (see\n"
+    "ktcache run --help).\n"
     "Every error is one line on stderr: \"ktcache: <message>\".\n"
     "\n"
     "Output: tables and results go to stdout; logs, notes and the cache root\n"
@@ -131,6 +133,7 @@ struct Commands {
   ResolveOptions resolve;
   StripOptions strip;
   KconfigOptions kconfig;
+  RunOptions run;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -427,7 +430,7 @@ int parse_failure(const CLI::App& app,
     message = fmt::format(
         "unknown command \"{}\"; the commands are list, "
         "lookup, store, clean, verify, locks, plugins, source, strip, "
-        "kconfig, build and resolve",
+        "kconfig, build, resolve, run and btf",
         word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
@@ -505,6 +508,9 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_resolve(cache, commands.resolve);
       };
+  commands.runners[add_run(app, commands.run)] = [&commands](ktc_cache* cache) {
+    return run_run(cache, commands.run);
+  };
 
   try {
     app.parse(argc, argv);
@@ -521,6 +527,7 @@ int main(int argc, char** argv) {
     commands.source_fetch.quiet = verbosity.quiet;
     commands.build.quiet = verbosity.quiet;
     commands.resolve.quiet = verbosity.quiet;
+    commands.run.quiet = verbosity.quiet;
     CachePtr cache = open_cache(commands.global);
     for (const auto& [command, run] : commands.runners) {
       if (command->parsed()) {
