@@ -84,6 +84,13 @@ Result<plugin::CallHooks> call_hooks(const ktc_hooks* hooks);
 Result<std::vector<std::string>>
 string_array(const char* const* items, size_t count, std::string_view what);
 
+// The start of a call that hands out an entry and a report: clears both
+// outputs, then checks the arguments every such call needs.
+Result<void> start_entry_call(ktc_entry** out,
+                              char** report,
+                              const ktc_cache* cache,
+                              const void* options);
+
 // Hands an operation's results to the caller: *out gets a new handle for
 // `entry` (NULL when there is none), and *report, unless `report` is NULL,
 // a copy of `report_json`. Allocates everything before setting anything.

@@ -53,21 +53,7 @@ int ktc_resolve(ktc_entry** out,
                 const ktc_resolve_options* options,
                 char** report) {
   return guard(__func__, [&]() -> Result<void> {
-    if (out != nullptr) {
-      *out = nullptr;
-    }
-    if (report != nullptr) {
-      *report = nullptr;
-    }
-    if (out == nullptr) {
-      return null_argument("out");
-    }
-    if (cache == nullptr) {
-      return null_argument("cache");
-    }
-    if (options == nullptr) {
-      return null_argument("options");
-    }
+    KTC_TRY(start_entry_call(out, report, cache, options));
     KTC_TRY_ASSIGN(ktc_resolve_options copy,
                    read_options(*options,
                                 KTC_FIRST_SIZE(ktc_resolve_options, build),

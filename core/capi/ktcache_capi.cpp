@@ -248,6 +248,28 @@ string_array(const char* const* items, size_t count, std::string_view what) {
   return result;
 }
 
+Result<void> start_entry_call(ktc_entry** out,
+                              char** report,
+                              const ktc_cache* cache,
+                              const void* options) {
+  if (out != nullptr) {
+    *out = nullptr;
+  }
+  if (report != nullptr) {
+    *report = nullptr;
+  }
+  if (out == nullptr) {
+    return null_argument("out");
+  }
+  if (cache == nullptr) {
+    return null_argument("cache");
+  }
+  if (options == nullptr) {
+    return null_argument("options");
+  }
+  return {};
+}
+
 void hand_out(ktc_entry** out,
               std::optional<cache::Entry> entry,
               char** report,
@@ -1247,21 +1269,7 @@ int ktc_ensure(ktc_entry** out,
                const ktc_build_options* options,
                char** report) {
   return guard(__func__, [&]() -> Result<void> {
-    if (out != nullptr) {
-      *out = nullptr;
-    }
-    if (report != nullptr) {
-      *report = nullptr;
-    }
-    if (out == nullptr) {
-      return null_argument("out");
-    }
-    if (cache == nullptr) {
-      return null_argument("cache");
-    }
-    if (options == nullptr) {
-      return null_argument("options");
-    }
+    KTC_TRY(start_entry_call(out, report, cache, options));
     KTC_TRY_ASSIGN(ktc_build_options copy,
                    read_options(*options,
                                 KTC_FIRST_SIZE(ktc_build_options, hooks),
