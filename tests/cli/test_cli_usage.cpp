@@ -140,7 +140,7 @@ TEST_CASE("an unknown command is named in the usage error") {
   CHECK(result.exit_code == 2);
   CHECK(contains(result.err, "unknown command \"frobnicate\""));
   CHECK(contains(result.err, "list, lookup, store, clean, verify, locks, "
-                             "plugins, source, strip and kconfig"));
+                             "plugins, source, strip, kconfig and btf"));
 }
 
 TEST_CASE("a relative --cache-dir is made absolute") {

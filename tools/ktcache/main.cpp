@@ -121,6 +121,7 @@ struct Commands {
   BuildOptions build;
   StripOptions strip;
   KconfigOptions kconfig;
+  BtfOptions btf;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -389,8 +390,8 @@ int parse_failure(const CLI::App& app,
   if (app.get_subcommands().empty() && !word.empty()) {
     message = fmt::format(
         "unknown command \"{}\"; the commands are list, "
-        "lookup, store, clean, verify, locks, plugins, source, strip and "
-        "kconfig",
+        "lookup, store, clean, verify, locks, plugins, source, strip, "
+        "kconfig and btf",
         word);
   }
   fmt::print(stderr, "ktcache: {} (see ktcache --help)\n", message);
@@ -457,6 +458,9 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_kconfig(cache, commands.kconfig);
       };
+  commands.runners[add_btf(app, commands.btf)] = [&commands](ktc_cache* cache) {
+    return run_btf(cache, commands.btf);
+  };
   commands.runners[add_build(app, commands.build)] =
       [&commands](ktc_cache* cache) {
         return run_build(cache, commands.build);
