@@ -68,6 +68,11 @@ namespace ktc::capi {
 // A copy the caller frees with ktc_free(). Throws std::bad_alloc.
 char* malloc_string(std::string_view text);
 
+// Whether the `file_or_key` argument of ktc_kconfig_read() and
+// ktc_btf_read() names a file: it contains a '/' or names an existing
+// non-directory. Anything else is a cache key.
+bool names_a_file(const char* argument);
+
 // Refuses bits outside `known`, naming the field.
 Result<void> check_flags(uint32_t flags, uint32_t known, std::string_view what);
 

@@ -181,6 +181,16 @@ char* malloc_string(std::string_view text) {
   return copy;
 }
 
+// Keys are directory names, and a working directory that holds entries
+// (the cache root) must not turn keys into directories to read as ELF.
+bool names_a_file(const char* argument) {
+  if (std::strchr(argument, '/') != nullptr) {
+    return true;
+  }
+  struct stat st;
+  return ::stat(argument, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
 Result<void>
 check_flags(uint32_t flags, uint32_t known, std::string_view what) {
   if ((flags & ~known) != 0) {
@@ -1342,17 +1352,6 @@ struct KconfigAnswer {
   int source = KTC_KCONFIG_FROM_IKCONFIG;
   std::string path;
 };
-
-// A '/' or an existing non-directory makes a file. Keys are directory
-// names, and a working directory that holds entries (the cache root) must
-// not turn keys into directories to read as ELF.
-bool names_a_file(const char* argument) {
-  if (std::strchr(argument, '/') != nullptr) {
-    return true;
-  }
-  struct stat st;
-  return ::stat(argument, &st) == 0 && !S_ISDIR(st.st_mode);
-}
 
 Result<std::optional<ktc::elf::EmbeddedConfig>>
 embedded_config(const std::string& path) {

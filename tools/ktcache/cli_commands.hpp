@@ -128,6 +128,16 @@ int run_kconfig(ktc_cache* cache, const KconfigOptions& options);
 // Adds the kconfig subcommand to `app`, bound to `options`.
 CLI::App* add_kconfig(CLI::App& app, KconfigOptions& options);
 
+struct BtfOptions {
+  std::string file_or_key;
+  std::string output;
+  bool no_sidecar = false;
+  bool json = false;
+};
+int run_btf(ktc_cache* cache, const BtfOptions& options);
+// Adds the btf subcommand to `app`, bound to `options`.
+CLI::App* add_btf(CLI::App& app, BtfOptions& options);
+
 struct BuildOptions {
   std::string spec;
   std::optional<std::string> base_config;

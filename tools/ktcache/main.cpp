@@ -134,6 +134,7 @@ struct Commands {
   StripOptions strip;
   KconfigOptions kconfig;
   RunOptions run;
+  BtfOptions btf;
   std::map<CLI::App*, std::function<int(ktc_cache*)>> runners;
 };
 
@@ -500,6 +501,9 @@ int main(int argc, char** argv) {
       [&commands](ktc_cache* cache) {
         return run_kconfig(cache, commands.kconfig);
       };
+  commands.runners[add_btf(app, commands.btf)] = [&commands](ktc_cache* cache) {
+    return run_btf(cache, commands.btf);
+  };
   commands.runners[add_build(app, commands.build)] =
       [&commands](ktc_cache* cache) {
         return run_build(cache, commands.build);

@@ -1316,7 +1316,9 @@ enum {
  * @return KTC_OK; KTC_E_NOTFOUND: no such file or entry, the entry has no
  *         vmlinux, or the vmlinux has no .BTF (the message names
  *         CONFIG_DEBUG_INFO_BTF); KTC_E_INVALID: not an ELF file, a bad
- *         key; KTC_E_CORRUPT: a malformed ELF file or entry; KTC_E_IO.
+ *         key, a key without a cache, unknown flags, a NULL argument;
+ *         KTC_E_CORRUPT: a malformed ELF file or entry, a .BTF section
+ *         without the magic; KTC_E_IO.
  * @since 1.4
  */
 KTC_API int ktc_btf_read(void** data,
