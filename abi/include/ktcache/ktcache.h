@@ -837,7 +837,8 @@ typedef struct ktc_hooks {
 } ktc_hooks;
 
 /** @since 1.3 */
-#define KTC_HOOKS_INIT {sizeof(ktc_hooks), 0, NULL, NULL, NULL, NULL}
+#define KTC_HOOKS_INIT                                                         \
+  { sizeof(ktc_hooks), 0, NULL, NULL, NULL, NULL }
 
 /**
  * Resolves `spec` and puts its source tree into `dest_dir`, which must not
@@ -926,8 +927,10 @@ typedef struct ktc_build_options {
 
 /** @since 1.3 */
 #define KTC_BUILD_OPTIONS_INIT                                                 \
-  {sizeof(ktc_build_options), 0, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, 0,  \
-   0, 0, NULL, NULL, NULL, NULL, 0, NULL}
+  {                                                                            \
+    sizeof(ktc_build_options), 0, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, \
+        0, 0, NULL, NULL, NULL, NULL, 0, NULL                                  \
+  }
 
 /**
  * The kernel `options` names, from the cache or built: looks the key up

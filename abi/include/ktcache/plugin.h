@@ -181,9 +181,10 @@ typedef struct ktc_host_services {
   int (*sha256_file)(ktc_plugin_call* call, const char* path, char hex[65]);
   /** Runs argv[0] (searched in PATH) with `cwd` (NULL: unchanged), no
    * shell, stdin from /dev/null, in a session of its own (no controlling
-   * terminal: a tool that would prompt fails instead). Its stdout (at most 1 MiB) is returned in
-   * *output (free with free_buffer(); NUL-terminated), its stderr goes to
-   * the log at debug level. *exit_status is its exit code, or 128+signal.
+   * terminal: a tool that would prompt fails instead). Its stdout (at most 1
+   * MiB) is returned in *output (free with free_buffer(); NUL-terminated), its
+   * stderr goes to the log at debug level. *exit_status is its exit code, or
+   * 128+signal.
    * @return KTC_PLUGIN_OK when it ran (whatever its status), _E_NOTFOUND
    *         when argv[0] cannot be executed, _E_IO. */
   int (*run)(ktc_plugin_call* call,
