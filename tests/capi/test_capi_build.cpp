@@ -32,7 +32,8 @@ PATCHLEVEL = 1
 SUBLEVEL = 7
 EXTRAVERSION = -capi
 all:
-	printf 'int start_kernel(void) { return 0; }\nint main(void) { return start_kernel(); }\n' > vmlinux.c
+	printf 'int start_kernel(void) { return 0; }\n' > vmlinux.c
+	printf 'int main(void) { return start_kernel(); }\n' >> vmlinux.c
 	$(CC) -Wl,--build-id -o vmlinux vmlinux.c
 	mkdir -p arch/x86/boot
 	printf 'ARCH=%s\n' '$(ARCH)' > arch/x86/boot/bzImage
