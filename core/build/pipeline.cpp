@@ -892,6 +892,10 @@ boost::json::object BuildReport::to_json() const {
 
 Result<std::string> source_spec_of(std::string_view text) {
   KTC_TRY_ASSIGN(KernelId id, parse_kernel_id(text));
+  return source_spec_of(id);
+}
+
+Result<std::string> source_spec_of(const KernelId& id) {
   switch (id.kind) {
   case KernelIdKind::spec:
   case KernelIdKind::git:
@@ -973,10 +977,11 @@ Result<BuildReport> ensure(cache::Cache& cache,
                            plugin::Registry& registry,
                            const BuildRequest& request) {
   BuildReport report;
-  KTC_TRY_ASSIGN(report.spec, source_spec_of(request.spec));
-  if (auto id = parse_kernel_id(request.spec);
-      id && id->kind == KernelIdKind::series) {
-    report.spec = series_spec(cache, registry, *id);
+  KTC_TRY_ASSIGN(KernelId id, parse_kernel_id(request.spec));
+  if (id.kind == KernelIdKind::series) {
+    report.spec = series_spec(cache, registry, id);
+  } else {
+    KTC_TRY_ASSIGN(report.spec, source_spec_of(id));
   }
   KTC_TRY_ASSIGN(
       elf::Arch arch,

@@ -4,6 +4,7 @@
 // from the cache when it is there, else acquired, configured, built,
 // stripped and stored, once however many processes ask at the same time.
 
+#include "build/kernel_id.hpp"
 #include "cache/cache.hpp"
 #include "plugin/operations.hpp"
 #include "util/result.hpp"
@@ -67,6 +68,8 @@ struct BuildReport {
 // "git:URL@REF", a directory is "local:<absolute path>", a plugin spec is
 // itself. A range, a key or a file is Status::invalid.
 Result<std::string> source_spec_of(std::string_view text);
+// The same for an identifier already parsed.
+Result<std::string> source_spec_of(const KernelId& id);
 
 Result<BuildReport> ensure(cache::Cache& cache,
                            plugin::Registry& registry,
