@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.path.insert(0, os.path.join(HERE, "..", "source_tarball"))
 import check_source_tarball as kernel_org  # noqa: E402
 import fake_kernel  # noqa: E402
+from test_build_pipeline import Failure, expect, git  # noqa: E402
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -64,15 +65,6 @@ RELEASES = [
     {"moniker": "linux-next", "version": "6.9.5"},
     {"moniker": "linux-next", "version": "next-20250221"},
 ]
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 class Result:
@@ -188,15 +180,6 @@ def closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def git(*args, cwd=None):
-    env = dict(os.environ)
-    env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-                "GIT_CONFIG_NOSYSTEM": "1"})
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True,
-                          capture_output=True, text=True).stdout
 
 
 # --------------------------------------------------------------------------
